@@ -1,0 +1,1 @@
+"""The otsentry agent: capture, decode, inventory and detection for Modbus/TCP."""

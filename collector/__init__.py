@@ -1,0 +1,1 @@
+"""The otsentry collector: ingest, store, correlate, feed and report upstream."""

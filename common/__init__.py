@@ -1,0 +1,1 @@
+"""Code shared by the agent and the collector: errors, logging, config, TLS."""
