@@ -1,0 +1,298 @@
+"""The Modbus/TCP stream decoder: MBAP framing and PDU decoding for one connection.
+
+Rule 1: all per-connection Modbus state lives here, one buffer per direction.
+Rule 2: no I/O, no clock, no logging: bytes and capture times go in, events
+come out (the h11 model).
+
+    dec = Decoder()
+    dec.receive(REQUEST, data, ts, frame)     # bytes from the client, in order
+    dec.gap(RESPONSE, 1460, ts, frame)        # bytes the capture missed
+    dec.receive(REQUEST, b"", ts, frame)      # b"" marks end of stream
+    while (event := dec.next_event()) is not NEED_DATA:
+        ...
+
+Framing ([TCP] §3.1.3): each ADU is a 7-byte MBAP header (transaction id,
+protocol id 0, length = unit id + PDU, unit id) and the PDU.  Several ADUs may
+share a segment and one ADU may be split across segments (even inside the
+header); the decoder buffers per direction and is chunking-invariant: any
+split of the same byte stream yields the same events.
+
+Resync: a header with a protocol id other than 0 or a length outside 2..254 is
+reported once as :class:`Malformed`, then the decoder scans for the next
+plausible header (protocol id 0, legal length, and either the ADU ends exactly
+at the end of the buffered bytes or the next header is plausible too).  After a
+gap it resyncs the same way.  A connection whose first bytes are another
+protocol (HTTP, TLS, SSH...) or that never yields a valid ADU within
+``MAX_BAD_HEADERS`` bad headers becomes :class:`NotModbus` and its further
+bytes are only counted.
+
+Memory: at most one partial ADU (260 bytes) plus one receive is buffered per
+direction, whatever the input.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from struct import Struct
+from typing import Final
+
+from otsentry.agent.modbus import _events as ev
+from otsentry.agent.modbus._pdu import REQUEST_DECODERS, RESPONSE_DECODERS, _raw_request, _raw_response
+from otsentry.common.errors import MalformedFrame
+
+__all__ = ["Decoder", "NEED_DATA", "classify_payload", "MAX_BAD_HEADERS"]
+
+_MBAP = Struct(">HHHB")
+_MBAP_HDR = Struct(">HHH")
+_MAX_ADU: Final = 260
+#: Bad headers tolerated on a connection that has never carried a valid ADU.
+MAX_BAD_HEADERS: Final = 3
+_EVIDENCE: Final = 260
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Sentinel returned by :meth:`Decoder.next_event` when more bytes are needed.
+NEED_DATA: Final = _NeedData()
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"GET ", "http"), (b"POST ", "http"), (b"PUT ", "http"), (b"HEAD ", "http"),
+    (b"DELETE ", "http"), (b"OPTIONS ", "http"), (b"CONNECT ", "http"), (b"HTTP/", "http"),
+    (b"SSH-", "ssh"), (b"\x16\x03\x00", "tls"), (b"\x16\x03\x01", "tls"), (b"\x16\x03\x02", "tls"),
+    (b"\x16\x03\x03", "tls"), (b"\x03\x00", "tpkt"), (b"220 ", "smtp-ftp"), (b"\x05\x01", "socks"),
+)
+
+
+def classify_payload(data: bytes) -> str:
+    """Name the protocol the first bytes of a non-Modbus stream look like (``unknown`` if none)."""
+    for prefix, name in _SIGNATURES:
+        if data.startswith(prefix):
+            return name
+    return "unknown"
+
+
+def _plausible(buf: bytes | bytearray, pos: int) -> int:
+    """Length of a plausible ADU starting at ``pos``: 0 if implausible, -1 if more bytes needed."""
+    if len(buf) - pos < 8:
+        return -1
+    _tid, proto, length = _MBAP_HDR.unpack_from(buf, pos)
+    if proto != 0 or not 2 <= length <= 254:
+        return 0
+    return 6 + length
+
+
+class _Direction:
+    __slots__ = ("buf", "resync", "bad_headers", "good", "skipped", "closed")
+
+    def __init__(self, resync: bool) -> None:
+        self.buf = bytearray()
+        self.resync = resync  # True: looking for a plausible header (after a gap / midstream)
+        self.bad_headers = 0
+        self.good = 0
+        self.skipped = 0  # bytes discarded while resynchronising
+        self.closed = False
+
+
+class Decoder:
+    """Decode both directions of one Modbus/TCP connection into events.
+
+    Args:
+        midstream: True when the capture started after the connection was set
+            up: the first bytes of each direction may start inside an ADU, so
+            the decoder begins by looking for a plausible header.
+    """
+
+    __slots__ = ("_dirs", "_events", "not_modbus", "adus", "bytes_ignored")
+
+    def __init__(self, midstream: bool = False) -> None:
+        self._dirs = (_Direction(midstream), _Direction(midstream))
+        self._events: deque[object] = deque()
+        #: Protocol name once the connection was found not to be Modbus, else None.
+        self.not_modbus: str | None = None
+        #: Valid ADUs decoded so far (both directions).
+        self.adus = 0
+        #: Bytes ignored because the connection is not Modbus.
+        self.bytes_ignored = 0
+
+    # --- input ----------------------------------------------------------------------------
+
+    def receive(self, direction: ev.Direction, data: bytes, ts: int, frame: int) -> None:
+        """Feed stream bytes of one direction, in order.
+
+        Args:
+            direction: ``REQUEST`` (client to server) or ``RESPONSE``.
+            data: the next bytes of that direction; ``b""`` marks end of stream.
+            ts: capture time (ns) of the segment carrying ``data``.
+            frame: frame number of that segment.
+        """
+        d = self._dirs[direction]
+        if not data:
+            self._eof(d, direction, ts, frame)
+            return
+        if self.not_modbus is not None or d.closed:
+            self.bytes_ignored += len(data)
+            return
+        if not d.buf and not d.resync:
+            # Fast path: the segment starts on an ADU boundary (the usual case).
+            used = self._frame(direction, d, data, ts, frame)
+            if used < len(data) and self.not_modbus is None:
+                d.buf += data[used:]
+            elif self.not_modbus is not None:
+                self.bytes_ignored += len(data) - used
+            return
+        d.buf += data
+        used = self._frame(direction, d, d.buf, ts, frame)
+        if self.not_modbus is not None:
+            self.bytes_ignored += len(d.buf) - used
+            d.buf.clear()
+        elif used:
+            del d.buf[:used]
+
+    def gap(self, direction: ev.Direction, nbytes: int, ts: int, frame: int) -> None:
+        """Report ``nbytes`` bytes of one direction that the capture never saw.
+
+        Any partial ADU buffered for that direction is dropped (it cannot be
+        completed) and the decoder resyncs on the next plausible header.
+        """
+        d = self._dirs[direction]
+        self._events.append(ev.Gap(direction, nbytes, ts, frame))
+        d.skipped += len(d.buf)
+        d.buf.clear()
+        d.resync = True
+
+    def eof(self, direction: ev.Direction, ts: int = 0, frame: int = 0) -> None:
+        """Mark the end of one direction (same as ``receive(direction, b"", ...)``)."""
+        self._eof(self._dirs[direction], direction, ts, frame)
+
+    def _eof(self, d: _Direction, direction: ev.Direction, ts: int, frame: int) -> None:
+        if d.closed:
+            return
+        d.closed = True
+        if d.buf and self.not_modbus is None:
+            used = self._frame(direction, d, d.buf, ts, frame, final=True)
+            del d.buf[:used]
+        if d.buf and self.not_modbus is None:
+            raw = bytes(d.buf[:_EVIDENCE])
+            self._events.append(ev.Malformed(direction, "truncated-adu", len(d.buf), raw, ts, frame,
+                                             *self._header_fields(d.buf)))
+        d.buf.clear()
+
+    # --- output ---------------------------------------------------------------------------
+
+    def next_event(self) -> object:
+        """Return the next event, or :data:`NEED_DATA` when none is pending."""
+        if self._events:
+            return self._events.popleft()
+        return NEED_DATA
+
+    def take_events(self) -> list[object]:
+        """Return and clear every pending event (the batch form of :meth:`next_event`)."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    # --- framing --------------------------------------------------------------------------
+
+    @staticmethod
+    def _header_fields(buf: bytes | bytearray) -> tuple[int | None, int | None, int | None]:
+        if len(buf) >= 7:
+            tid, _proto, _length, unit = _MBAP.unpack_from(buf, 0)
+            fc = buf[7] if len(buf) > 7 else None
+            return tid, unit, fc
+        return None, None, None
+
+    def _frame(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray, ts: int,
+               frame: int, final: bool = False) -> int:
+        """Decode every complete ADU in ``buf``; return the number of bytes consumed.
+
+        ``final`` is True at end of stream: a resync candidate is then accepted
+        without seeing the header that follows it.
+        """
+        n = len(buf)
+        pos = 0
+        events = self._events
+        table = REQUEST_DECODERS if direction == ev.REQUEST else RESPONSE_DECODERS
+        fallback = _raw_request if direction == ev.REQUEST else _raw_response
+        if d.resync:
+            found, pos = self._resync(d, buf, 0, final)
+            if not found:
+                return pos
+        while n - pos >= 8:
+            tid, proto, length, unit = _MBAP.unpack_from(buf, pos)
+            if proto != 0 or length < 2 or length > 254:
+                if self._bad_header(direction, d, buf, pos, proto, ts, frame):
+                    return pos
+                found, pos = self._resync(d, buf, pos + 1, final)
+                if not found:
+                    return pos
+                continue
+            end = pos + 6 + length
+            if end > n:
+                break
+            pdu = bytes(buf[pos + 7 : end])
+            try:
+                events.append(table.get(pdu[0], fallback)(pdu, tid, unit, ts, frame))
+            except MalformedFrame as exc:
+                events.append(ev.Malformed(direction, exc.reason, exc.offset + 7,
+                                           bytes(buf[pos:end]), ts, frame, tid, unit, pdu[0]))
+            d.good += 1
+            self.adus += 1
+            pos = end
+        return pos
+
+    def _bad_header(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray, pos: int,
+                    proto: int, ts: int, frame: int) -> bool:
+        """Report a bad header; return True when the connection turned out not to be Modbus."""
+        d.bad_headers += 1
+        raw = bytes(buf[pos : pos + _EVIDENCE])
+        if self.adus == 0 and d.good == 0:
+            guess = classify_payload(raw) if pos == 0 and d.skipped == 0 else "unknown"
+            if guess != "unknown" or d.bad_headers >= MAX_BAD_HEADERS:
+                self.not_modbus = guess
+                self._events.append(ev.NotModbus(direction, guess, raw[:64], ts, frame))
+                return True
+        reason = "bad-protocol-id" if proto != 0 else "bad-length"
+        tid, unit, fc = self._header_fields(raw)
+        self._events.append(ev.Malformed(direction, reason, 0, raw, ts, frame, tid, unit, fc))
+        return False
+
+    @staticmethod
+    def _resync(d: _Direction, buf: bytes | bytearray, start: int, final: bool) -> tuple[bool, int]:
+        """Find the next plausible ADU start at or after ``start``.
+
+        A candidate is accepted only when the header after it is plausible too
+        (or, at end of stream, when it ends exactly at the end of the data), so
+        the choice depends on the bytes alone, never on how they were chunked.
+
+        Returns:
+            ``(True, pos)`` with the accepted start, or ``(False, pos)`` where
+            ``pos`` is the first byte that must be kept until more data arrives.
+        """
+        n = len(buf)
+        pos = start
+        while True:
+            size = _plausible(buf, pos)
+            if size < 0:
+                break
+            if size > 0:
+                end = pos + size
+                if end > n:
+                    break
+                follow = _plausible(buf, end)
+                if follow > 0 or (final and end == n):
+                    d.skipped += pos - start
+                    d.resync = False
+                    return True, pos
+                if follow < 0 and not final:
+                    break
+            pos += 1
+        if final:
+            pos = n
+        d.skipped += pos - start
+        d.resync = True
+        return False, pos
