@@ -14,6 +14,9 @@ __all__ = [
     "CaptureError",
     "ConfigError",
     "OutboxError",
+    "PkiError",
+    "TransportError",
+    "MessageError",
 ]
 
 
@@ -71,3 +74,26 @@ class ConfigError(OtSentryError):
 
 class OutboxError(OtSentryError):
     """The agent's durable outbox cannot be read or written."""
+
+
+class PkiError(OtSentryError):
+    """A certificate, key, CSR or revocation list is missing, invalid or refused.
+
+    The message names the file (or subject) and what is wrong with it.
+    """
+
+
+class TransportError(OtSentryError):
+    """Delivery between agent and collector failed."""
+
+
+class MessageError(TransportError):
+    """A message from the wire does not fit the otsentry.v1 contract.
+
+    Attributes:
+        field: dotted path of the offending field ("" when the bytes do not parse).
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
