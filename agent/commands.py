@@ -11,6 +11,7 @@ import importlib
 from otsentry.agent.cli import COMMANDS
 
 _MODULES = {
+    "decode": "otsentry.agent.decode",
 }
 
 for _name, _module in _MODULES.items():

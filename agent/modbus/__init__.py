@@ -21,12 +21,13 @@ from otsentry.agent.modbus._events import (
     Message,
     NotModbus,
     Request,
+    Violation,
     Response,
 )
 from otsentry.agent.modbus._pdu import decode_request, decode_response
 
 __all__ = [
     "Decoder", "NEED_DATA", "MAX_BAD_HEADERS", "REQUEST", "RESPONSE", "Message", "Request",
-    "Response", "ExceptionResponse", "Malformed", "Gap", "NotModbus", "classify_payload",
+    "Response", "ExceptionResponse", "Malformed", "Gap", "NotModbus", "Violation", "classify_payload",
     "decode_request", "decode_response", "events", "spec",
 ]

@@ -87,10 +87,13 @@ def _plausible(buf: bytes | bytearray, pos: int) -> int:
 
 
 class _Direction:
-    __slots__ = ("buf", "resync", "bad_headers", "good", "skipped", "closed")
+    __slots__ = ("buf", "marks", "resync", "bad_headers", "good", "skipped", "closed")
 
     def __init__(self, resync: bool) -> None:
         self.buf = bytearray()
+        # (end offset in buf, ts, frame) of each receive still (partly) buffered, so that an
+        # ADU completed by an earlier segment keeps that segment's time and frame number.
+        self.marks: list[tuple[int, int, int]] = []
         self.resync = resync  # True: looking for a plausible header (after a gap / midstream)
         self.bad_headers = 0
         self.good = 0
@@ -146,12 +149,32 @@ class Decoder:
                 self.bytes_ignored += len(data) - used
             return
         d.buf += data
+        d.marks.append((len(d.buf), ts, frame))
         used = self._frame(direction, d, d.buf, ts, frame)
         if self.not_modbus is not None:
             self.bytes_ignored += len(d.buf) - used
             d.buf.clear()
+            d.marks.clear()
         elif used:
             del d.buf[:used]
+            d.marks = [(end - used, t, f) for end, t, f in d.marks if end > used]
+
+    def datagram(self, direction: ev.Direction, data: bytes, ts: int, frame: int) -> None:
+        """Feed one UDP datagram (Modbus/UDP): it must hold whole ADUs.
+
+        Bytes left over after the last whole ADU are reported as a
+        ``truncated-adu`` :class:`Malformed` event; datagrams never join.
+        """
+        d = self._dirs[direction]
+        if self.not_modbus is not None:
+            self.bytes_ignored += len(data)
+            return
+        d.resync = False
+        used = self._frame(direction, d, data, ts, frame)
+        if used < len(data) and self.not_modbus is None:
+            rest = data[used:]
+            self._events.append(ev.Malformed(direction, "truncated-adu", used, rest[:_EVIDENCE], ts,
+                                             frame, *self._header_fields(rest)))
 
     def gap(self, direction: ev.Direction, nbytes: int, ts: int, frame: int) -> None:
         """Report ``nbytes`` bytes of one direction that the capture never saw.
@@ -163,6 +186,7 @@ class Decoder:
         self._events.append(ev.Gap(direction, nbytes, ts, frame))
         d.skipped += len(d.buf)
         d.buf.clear()
+        d.marks.clear()
         d.resync = True
 
     def eof(self, direction: ev.Direction, ts: int = 0, frame: int = 0) -> None:
@@ -176,11 +200,13 @@ class Decoder:
         if d.buf and self.not_modbus is None:
             used = self._frame(direction, d, d.buf, ts, frame, final=True)
             del d.buf[:used]
+            d.marks = [(end - used, t, f) for end, t, f in d.marks if end > used]
         if d.buf and self.not_modbus is None:
             raw = bytes(d.buf[:_EVIDENCE])
             self._events.append(ev.Malformed(direction, "truncated-adu", len(d.buf), raw, ts, frame,
                                              *self._header_fields(d.buf)))
         d.buf.clear()
+        d.marks.clear()
 
     # --- output ---------------------------------------------------------------------------
 
@@ -235,6 +261,8 @@ class Decoder:
             if end > n:
                 break
             pdu = bytes(buf[pos + 7 : end])
+            if buf is d.buf and d.marks:
+                _end, ts, frame = next(m for m in d.marks if m[0] >= end)
             try:
                 events.append(table.get(pdu[0], fallback)(pdu, tid, unit, ts, frame))
             except MalformedFrame as exc:

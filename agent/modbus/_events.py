@@ -35,7 +35,7 @@ __all__ = [
     "ReadWriteMultipleRegistersResponse", "ReadFifoQueueRequest", "ReadFifoQueueResponse",
     "ReadDeviceIdentificationRequest", "ReadDeviceIdentificationResponse",
     "EncapsulatedRequest", "EncapsulatedResponse", "UmasRequest", "UmasResponse",
-    "RawRequest", "RawResponse", "ExceptionResponse", "Malformed", "Gap", "NotModbus",
+    "RawRequest", "RawResponse", "ExceptionResponse", "Malformed", "Gap", "NotModbus", "Violation",
     "unpack_bits", "jsonable",
 ]
 
@@ -76,6 +76,8 @@ class Message:
     """
 
     __slots__ = _BASE_SLOTS
+    #: Event kind, the same on every event class: ``message``, ``malformed``, ``gap``...
+    KIND: ClassVar[str] = "message"
     #: Function code without the exception bit.
     fc: ClassVar[int] = 0
     is_request: ClassVar[bool] = False
@@ -659,6 +661,7 @@ class Malformed:
         tid, unit, fc: from the MBAP header and PDU when they could be read, else None.
     """
 
+    KIND = "malformed"
     __slots__ = ("direction", "reason", "offset", "raw", "ts", "frame", "tid", "unit", "fc")
 
     def __init__(self, direction: Direction, reason: str, offset: int, raw: bytes, ts: int,
@@ -684,6 +687,7 @@ class Gap:
     Attributes: direction, nbytes (how many bytes are missing), ts, frame.
     """
 
+    KIND = "gap"
     __slots__ = ("direction", "nbytes", "ts", "frame")
 
     def __init__(self, direction: Direction, nbytes: int, ts: int, frame: int) -> None:
@@ -703,6 +707,7 @@ class NotModbus:
     sample (first bytes, at most 64), ts, frame.
     """
 
+    KIND = "not-modbus"
     __slots__ = ("direction", "protocol", "sample", "ts", "frame")
 
     def __init__(self, direction: Direction, protocol: str, sample: bytes, ts: int,
@@ -715,3 +720,25 @@ class NotModbus:
 
     def __repr__(self) -> str:
         return f"NotModbus({self.protocol!r}, direction={self.direction})"
+
+
+class Violation:
+    """A protocol violation below the Modbus layer (TCP overlap with different bytes,
+    IP fragments on a Modbus port, a UDP datagram that does not end on an ADU boundary).
+
+    Attributes: direction (or None when unknown), kind, ts, frame, detail (text).
+    """
+
+    KIND = "violation"
+    __slots__ = ("direction", "kind", "ts", "frame", "detail")
+
+    def __init__(self, direction: Direction | None, kind: str, ts: int, frame: int,
+                 detail: str = "") -> None:
+        self.direction = direction
+        self.kind = kind
+        self.ts = ts
+        self.frame = frame
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"Violation({self.kind!r}, direction={self.direction})"

@@ -1,0 +1,135 @@
+"""Flows: one record per connection (TCP) or address/port pair (UDP).
+
+A flow knows its client (master) and server (slave) ends, the link details
+read from its first frame, its two :class:`~otsentry.agent.reassembly.TcpStream`
+directions, its Modbus :class:`~otsentry.agent.modbus.Decoder` and its
+:class:`~otsentry.agent.transactions.TransactionTable`.
+
+Who is the server:
+1. the end on a configured Modbus port (502 by default);
+2. if both or neither are, the receiver of a SYN without ACK;
+3. otherwise the end with the lower port number (clients use ephemeral ports).
+
+Flows on other ports are only decoded when the Modbus heuristic recognises
+their first payload as whole, well-formed Modbus ADUs with a public function
+code; everything else is tracked as ignored so that the decision is made once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from otsentry.agent.modbus import Decoder, spec
+from otsentry.agent.packet import FrameDetails, ip_text
+from otsentry.agent.reassembly import ReassemblyStats, TcpStream
+from otsentry.agent.transactions import TransactionTable
+
+__all__ = ["Flow", "looks_like_modbus", "HEURISTIC_TRIES"]
+
+#: Payload-carrying packets examined before a flow on another port is ignored for good.
+HEURISTIC_TRIES: Final = 3
+
+
+class Flow:
+    """One Modbus conversation between a client and a server.
+
+    Attributes:
+        id: running number, unique within a pipeline.
+        transport: ``tcp`` or ``udp``.
+        kind: ``modbus`` (decoded), ``modbus-tls`` (port 802: classified, not decoded),
+            or ``ignored``.
+        client_ip, server_ip: raw 4/16-byte addresses; ``client``/``server`` as text.
+        client_port, server_port: ports.
+        client_mac, server_mac, vlan, vlans, ttl (client's), server_ttl, window: link details.
+        first_ts, last_ts: capture times (ns) of the first and last packet.
+        packets: packets seen on the flow.
+        midstream: True when the TCP handshake was not captured.
+    """
+
+    __slots__ = ("id", "transport", "kind", "client_ip", "server_ip", "client_port", "server_port",
+                 "client", "server", "client_mac", "server_mac", "vlan", "vlans", "ttl",
+                 "server_ttl", "window", "first_ts", "last_ts", "packets", "midstream", "decoder",
+                 "streams", "txs", "tries", "closed", "keys", "user")
+
+    def __init__(self, fid: int, transport: str, client_ip: bytes, client_port: int,
+                 server_ip: bytes, server_port: int, ts: int) -> None:
+        self.id = fid
+        self.transport = transport
+        self.kind = "modbus"
+        self.client_ip, self.client_port = client_ip, client_port
+        self.server_ip, self.server_port = server_ip, server_port
+        self.client = ip_text(client_ip)
+        self.server = ip_text(server_ip)
+        self.client_mac: str | None = None
+        self.server_mac: str | None = None
+        self.vlan: int | None = None
+        self.vlans: tuple[int, ...] = ()
+        self.ttl: int | None = None
+        self.server_ttl: int | None = None
+        self.window: int | None = None
+        self.first_ts = self.last_ts = ts
+        self.packets = 0
+        self.midstream = True
+        self.decoder: Decoder | None = None
+        self.streams: tuple[TcpStream, TcpStream] | None = None
+        self.txs: TransactionTable | None = None
+        self.tries = 0
+        self.closed = False
+        self.keys: tuple[tuple, tuple] = ((), ())
+        #: Free slot for consumers (inventory, detectors) to hang per-flow state on.
+        self.user: object = None
+
+    def start_modbus(self, midstream: bool, stats: ReassemblyStats, violations: list,
+                     tx_timeout_ns: int, max_pending: int) -> None:
+        """Create the decoder, TCP streams and transaction table."""
+        self.midstream = midstream
+        self.decoder = Decoder(midstream=midstream)
+        if self.transport == "tcp":
+            self.streams = (TcpStream(0, self.decoder, stats, violations),
+                            TcpStream(1, self.decoder, stats, violations))
+        self.txs = TransactionTable(self, tx_timeout_ns, max_pending)
+
+    def set_details(self, d: FrameDetails, from_client: bool) -> None:
+        """Record link details read from a frame sent by the client or the server."""
+        if from_client:
+            self.client_mac, self.server_mac = d.src_mac, d.dst_mac
+            self.ttl = d.ttl
+            self.window = d.window
+        else:
+            self.client_mac, self.server_mac = d.dst_mac, d.src_mac
+            self.server_ttl = d.ttl
+        self.vlan, self.vlans = d.vlan, d.vlans
+
+    @property
+    def client_endpoint(self) -> str:
+        """``ip:port`` of the client (``[v6]:port`` for IPv6)."""
+        return _endpoint(self.client, self.client_port)
+
+    @property
+    def server_endpoint(self) -> str:
+        """``ip:port`` of the server."""
+        return _endpoint(self.server, self.server_port)
+
+    def __repr__(self) -> str:
+        return f"Flow({self.id}, {self.client_endpoint} -> {self.server_endpoint}, {self.kind})"
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def looks_like_modbus(payload: bytes) -> bool:
+    """True when ``payload`` is one or more whole MBAP ADUs with public function codes."""
+    pos, n = 0, len(payload)
+    if n < 8:
+        return False
+    while pos < n:
+        if n - pos < 8:
+            return False
+        if payload[pos + 2] or payload[pos + 3]:
+            return False
+        length = (payload[pos + 4] << 8) | payload[pos + 5]
+        if not 2 <= length <= spec.MAX_LENGTH or (payload[pos + 7] & 0x7F) not in spec.PUBLIC:
+            return False
+        pos += 6 + length
+    return pos == n

@@ -1,0 +1,194 @@
+"""Pair requests with responses into transactions, per connection.
+
+Pairing key: (transaction id, unit id) within one flow ([TCP] §3.1.3: the
+client picks the transaction id, the server copies it).  Each key holds a FIFO
+of pending requests, so masters that always send transaction id 0, or reuse
+ids while pipelining, still pair in order.  A response whose function code
+differs from its request's pairs anyway and carries ``function-mismatch``.
+
+Outputs (all :class:`Transaction`, in a list the caller passes in):
+
+- ``ok`` / ``exception``: a request and its response, with the latency;
+- ``unanswered``: a request with no response within ``timeout_ns`` of capture
+  time, at connection end, or pushed out of the bounded pending table;
+- ``unmatched``: a response with no pending request; ``duplicate`` when the
+  same key was just answered (the previous response is kept for comparison).
+
+Bounds: at most ``max_pending`` requests wait per flow; the oldest is then
+reported unanswered with ``evicted`` set.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Final
+
+from otsentry.agent.modbus._events import Message
+
+__all__ = ["Transaction", "TransactionTable", "DEFAULT_TIMEOUT_NS", "DEFAULT_MAX_PENDING"]
+
+DEFAULT_TIMEOUT_NS: Final = 10_000_000_000
+DEFAULT_MAX_PENDING: Final = 256
+_RECENT_ANSWERED: Final = 64
+
+
+class Transaction:
+    """A request and its response (either may be missing), on one flow.
+
+    Attributes:
+        flow: the :class:`~otsentry.agent.flows.Flow` it belongs to.
+        request: the request message, or None for an unmatched response.
+        response: the response message, or None when unanswered.
+        status: ``ok``, ``exception``, ``unanswered``, ``unmatched`` or ``duplicate``.
+        latency_ns: response time minus request time, or None.
+        violations: transaction-level violations (``function-mismatch``...).
+        previous: for ``duplicate``, the response that answered the key before.
+        evicted: True when an unanswered request was pushed out of a full table.
+    """
+
+    __slots__ = ("flow", "request", "response", "status", "latency_ns", "violations", "previous",
+                 "evicted")
+
+    def __init__(self, flow: Any, request: Message | None, response: Message | None, status: str,
+                 latency_ns: int | None = None, violations: tuple[str, ...] = (),
+                 previous: Message | None = None, evicted: bool = False) -> None:
+        self.flow = flow
+        self.request = request
+        self.response = response
+        self.status = status
+        self.latency_ns = latency_ns
+        self.violations = violations
+        self.previous = previous
+        self.evicted = evicted
+
+    @property
+    def first(self) -> Message:
+        """The earliest message of the transaction."""
+        return self.request if self.request is not None else self.response  # type: ignore[return-value]
+
+    @property
+    def fc(self) -> int:
+        return self.first.fc
+
+    @property
+    def unit(self) -> int:
+        return self.first.unit
+
+    @property
+    def tid(self) -> int:
+        return self.first.tid
+
+    def __repr__(self) -> str:
+        return f"Transaction({self.status}, {self.request!r}, {self.response!r})"
+
+
+class TransactionTable:
+    """Pending requests of one flow, and the pairing logic.
+
+    Args:
+        flow: the flow object stored in every transaction.
+        timeout_ns: capture-time wait before a request counts as unanswered.
+        max_pending: bound on waiting requests for this flow.
+    """
+
+    __slots__ = ("flow", "timeout_ns", "max_pending", "pending", "npending", "answered",
+                 "oldest_ts")
+
+    def __init__(self, flow: Any, timeout_ns: int = DEFAULT_TIMEOUT_NS,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        self.flow = flow
+        self.timeout_ns = timeout_ns
+        self.max_pending = max_pending
+        self.pending: dict[tuple[int, int], deque[Message]] = {}
+        self.npending = 0
+        self.answered: dict[tuple[int, int], Message] = {}
+        self.oldest_ts = 0
+
+    def request(self, msg: Message, out: list) -> None:
+        """Record a request; may emit unanswered transactions for expired or evicted ones."""
+        if self.npending and msg.ts - self.oldest_ts > self.timeout_ns:
+            self.expire(msg.ts, out)
+        key = (msg.tid, msg.unit)
+        q = self.pending.get(key)
+        if q is None:
+            self.pending[key] = q = deque()
+        if not self.npending:
+            self.oldest_ts = msg.ts
+        q.append(msg)
+        self.npending += 1
+        if self.npending > self.max_pending:
+            self._evict_oldest(out)
+
+    def response(self, msg: Message, out: list) -> None:
+        """Pair a response with its request and emit the transaction."""
+        key = (msg.tid, msg.unit)
+        q = self.pending.get(key)
+        if q:
+            req = q.popleft()
+            if not q:
+                del self.pending[key]
+            self.npending -= 1
+            status = "exception" if msg.is_exception else "ok"
+            viol = () if req.fc == msg.fc else ("function-mismatch",)
+            if len(self.answered) >= _RECENT_ANSWERED:
+                self.answered.pop(next(iter(self.answered)))
+            self.answered[key] = msg
+            out.append(Transaction(self.flow, req, msg, status, msg.ts - req.ts, viol))
+            return
+        req = self._fifo_fallback(msg)
+        if req is not None:
+            status = "exception" if msg.is_exception else "ok"
+            out.append(Transaction(self.flow, req, msg, status, msg.ts - req.ts,
+                                   ("transaction-id-mismatch",)))
+            return
+        prev = self.answered.get(key)
+        if prev is not None and prev.fc == msg.fc:
+            out.append(Transaction(self.flow, None, msg, "duplicate", None, (), prev))
+        else:
+            out.append(Transaction(self.flow, None, msg, "unmatched"))
+
+    def _fifo_fallback(self, msg: Message) -> Message | None:
+        """The oldest pending request of the same unit and function, for servers that do
+        not echo the transaction id (or masters that reuse it); None if there is none."""
+        if not self.npending:
+            return None
+        best_key, best = None, None
+        for key, q in self.pending.items():
+            head = q[0]
+            if head.unit == msg.unit and head.fc == msg.fc and (best is None or head.ts < best.ts):
+                best_key, best = key, head
+        if best is None:
+            return None
+        q = self.pending[best_key]  # type: ignore[index]
+        q.popleft()
+        if not q:
+            del self.pending[best_key]  # type: ignore[arg-type]
+        self.npending -= 1
+        return best
+
+    def expire(self, now: int, out: list, everything: bool = False) -> None:
+        """Report requests older than the timeout (all of them with ``everything``)."""
+        if not self.npending:
+            return
+        limit = now - self.timeout_ns
+        oldest = None
+        for key in list(self.pending):
+            q = self.pending[key]
+            while q and (everything or q[0].ts < limit):
+                out.append(Transaction(self.flow, q.popleft(), None, "unanswered"))
+                self.npending -= 1
+            if not q:
+                del self.pending[key]
+            elif oldest is None or q[0].ts < oldest:
+                oldest = q[0].ts
+        self.oldest_ts = oldest or 0
+        if everything:
+            self.answered.clear()
+
+    def _evict_oldest(self, out: list) -> None:
+        key = min(self.pending, key=lambda k: self.pending[k][0].ts)
+        q = self.pending[key]
+        out.append(Transaction(self.flow, q.popleft(), None, "unanswered", evicted=True))
+        self.npending -= 1
+        if not q:
+            del self.pending[key]
