@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from otsentry import __version__
 from otsentry.common import logging as otlog
 from otsentry.common.errors import OtSentryError
 
-__all__ = ["main", "build_parser", "COMMANDS"]
-
-#: name -> (add_arguments(parser), run(args) -> exit code); filled by the command modules.
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+__all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -40,7 +37,7 @@ Run 'otsentry-agent COMMAND --help' for the options of one command.
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every registered sub-command."""
-    from otsentry.agent import commands  # noqa: F401  (registers COMMANDS)
+    from otsentry.agent.commands import COMMANDS
 
     parser = argparse.ArgumentParser(
         prog="otsentry-agent",
@@ -73,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    from otsentry.agent.commands import COMMANDS
+
     _summary, _add, run = COMMANDS[args.command]
     try:
         return run(args)

@@ -1,4 +1,4 @@
-"""Registers the agent's sub-commands in :data:`otsentry.agent.cli.COMMANDS`.
+"""The agent's sub-commands: :data:`COMMANDS` maps a name to its module's parts.
 
 Each command module exposes ``SUMMARY``, ``add_arguments(parser)`` and
 ``run(args) -> int``.  Adding a command is one line here.
@@ -6,9 +6,13 @@ Each command module exposes ``SUMMARY``, ``add_arguments(parser)`` and
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from collections.abc import Callable
 
-from otsentry.agent.cli import COMMANDS
+#: name -> (summary, add_arguments(parser), run(args) -> exit code)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], int]]] = {}
 
 _MODULES = {
     "decode": "otsentry.agent.decode",
