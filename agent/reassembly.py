@@ -20,6 +20,8 @@ Policies (documented for operators in docs/operator.md):
   ``MAX_OOO_BYTES`` bytes and ``OOO_WAIT_NS`` of capture time per direction.
   When a bound is hit, or at FIN, RST or idle timeout, the hole is declared a
   gap and the Modbus layer resyncs after it.
+- A segment with SYN+FIN or SYN+RST is reported (``invalid-tcp-flags``) and its
+  FIN/RST are ignored, so a crafted segment cannot end the stream early.
 - Sequence numbers compare modulo 2**32.
 """
 
@@ -102,6 +104,11 @@ class TcpStream:
         """Process one TCP segment of this direction (SYN/FIN/RST flags as on the wire)."""
         if self.closed:
             return
+        if flags & 0x03 == 0x03 or flags & 0x06 == 0x06:
+            # SYN with FIN or RST is illegal: report it, and do not let it end the stream
+            # (a crafted segment must not blind the sensor to what follows).
+            self.violations.append(("invalid-tcp-flags", ts, frame, self.direction))
+            flags &= ~0x05
         if flags & 0x02:  # SYN
             if self.next_seq is None or not self.syn_seen:
                 self.next_seq = (seq + 1) & _M

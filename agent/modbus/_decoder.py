@@ -183,6 +183,10 @@ class Decoder:
         completed) and the decoder resyncs on the next plausible header.
         """
         d = self._dirs[direction]
+        if d.buf and self.not_modbus is None:
+            # The bytes before the hole are complete as far as they go: decode what they hold.
+            used = self._frame(direction, d, d.buf, ts, frame, final=True)
+            del d.buf[:used]
         self._events.append(ev.Gap(direction, nbytes, ts, frame))
         d.skipped += len(d.buf)
         d.buf.clear()
