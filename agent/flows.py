@@ -17,6 +17,7 @@ code; everything else is tracked as ignored so that the decision is made once.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final
 
 from otsentry.agent.modbus import Decoder, spec
@@ -43,13 +44,14 @@ class Flow:
         client_mac, server_mac, vlan, vlans, ttl (client's), server_ttl, window: link details.
         first_ts, last_ts: capture times (ns) of the first and last packet.
         packets: packets seen on the flow.
+        ring: the flow's last raw frames (a bounded deque) when enabled, else None.
         midstream: True when the TCP handshake was not captured.
     """
 
     __slots__ = ("id", "transport", "kind", "client_ip", "server_ip", "client_port", "server_port",
                  "client", "server", "client_mac", "server_mac", "vlan", "vlans", "ttl",
                  "server_ttl", "window", "first_ts", "last_ts", "packets", "midstream", "decoder",
-                 "streams", "txs", "tries", "closed", "keys", "user")
+                 "streams", "txs", "tries", "closed", "keys", "user", "ring")
 
     def __init__(self, fid: int, transport: str, client_ip: bytes, client_port: int,
                  server_ip: bytes, server_port: int, ts: int) -> None:
@@ -76,6 +78,9 @@ class Flow:
         self.tries = 0
         self.closed = False
         self.keys: tuple[tuple, tuple] = ((), ())
+        #: Last raw frames of the flow, ``(ts, linktype, data, frame)``, when the pipeline
+        #: keeps them (``PipelineConfig.ring_frames``); evidence for pcap slices.
+        self.ring: deque | None = None
         #: Free slot for consumers (inventory, detectors) to hang per-flow state on.
         self.user: object = None
 

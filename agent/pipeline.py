@@ -23,6 +23,7 @@ flow (see :mod:`.reassembly` and :mod:`.transactions`).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -50,15 +51,18 @@ class PipelineConfig:
         tx_timeout_ns: a request unanswered for this long is reported.
         max_flows: bound on tracked flows.
         max_pending: bound on waiting requests per flow.
+        ring_frames: raw frames kept per Modbus flow (``Flow.ring``) for evidence
+            pcap slices; 0 keeps none.
     """
 
     __slots__ = ("ports", "tls_ports", "heuristic", "idle_timeout_ns", "tx_timeout_ns",
-                 "max_flows", "max_pending")
+                 "max_flows", "max_pending", "ring_frames")
 
     def __init__(self, ports: Iterable[int] = (spec.MODBUS_PORT,),
                  tls_ports: Iterable[int] = (spec.MODBUS_TLS_PORT,), heuristic: bool = True,
                  idle_timeout_ns: int = 600_000_000_000, tx_timeout_ns: int = DEFAULT_TIMEOUT_NS,
-                 max_flows: int = 65_536, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+                 max_flows: int = 65_536, max_pending: int = DEFAULT_MAX_PENDING,
+                 ring_frames: int = 0) -> None:
         self.ports = frozenset(ports)
         self.tls_ports = frozenset(tls_ports)
         self.heuristic = heuristic
@@ -66,6 +70,7 @@ class PipelineConfig:
         self.tx_timeout_ns = tx_timeout_ns
         self.max_flows = max_flows
         self.max_pending = max_pending
+        self.ring_frames = ring_frames
 
 
 class Pipeline:
@@ -115,6 +120,8 @@ class Pipeline:
                 self._try_heuristic(flow, direction, payload, flags)
             if flow.kind != "modbus":
                 return
+        if flow.ring is not None:
+            flow.ring.append((ts, linktype, data, frame))
         if proto == TCP:
             flow.streams[direction].segment(seq, flags, payload, ts, frame, ip_id)  # type: ignore[index]
         elif payload:
@@ -163,8 +170,7 @@ class Pipeline:
         server_port = flow.server_port
         syn_only = proto == TCP and flags & 0x12 == 0x02
         if server_port in cfg.ports or flow.client_port in cfg.ports:
-            flow.start_modbus(not syn_only, self.tcp, self._violations, cfg.tx_timeout_ns,
-                              cfg.max_pending)
+            self._start(flow, not syn_only)
         elif proto == TCP and server_port in cfg.tls_ports:
             flow.kind = "modbus-tls"
         elif cfg.heuristic:
@@ -194,12 +200,16 @@ class Pipeline:
             return False
         return dport <= sport
 
+    def _start(self, flow: Flow, midstream: bool) -> None:
+        cfg = self.config
+        flow.start_modbus(midstream, self.tcp, self._violations, cfg.tx_timeout_ns, cfg.max_pending)
+        if cfg.ring_frames:
+            flow.ring = deque(maxlen=cfg.ring_frames)
+
     def _try_heuristic(self, flow: Flow, direction: int, payload: bytes, flags: int) -> None:
         flow.tries += 1
         if looks_like_modbus(payload):
-            cfg = self.config
-            flow.start_modbus(flow.midstream, self.tcp, self._violations, cfg.tx_timeout_ns,
-                              cfg.max_pending)
+            self._start(flow, flow.midstream)
             # The first segment was only inspected; it is fed by the caller next.
             return
         if flow.tries >= HEURISTIC_TRIES:
