@@ -22,10 +22,16 @@ __all__ = ["JsonLinesWriter", "iso_ns", "transaction_record"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+_last_second: list = [None, ""]
+
+
 def iso_ns(ts: int) -> str:
     """Integer nanoseconds since the epoch to ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``."""
     sec, ns = divmod(ts, 1_000_000_000)
-    return f"{datetime.fromtimestamp(sec, timezone.utc):%Y-%m-%dT%H:%M:%S}.{ns:09d}Z"
+    if sec != _last_second[0]:  # consecutive packets share the second: format it once
+        _last_second[0] = sec
+        _last_second[1] = f"{datetime.fromtimestamp(sec, timezone.utc):%Y-%m-%dT%H:%M:%S}."
+    return f"{_last_second[1]}{ns:09d}Z"
 
 
 def _flow_fields(flow: Flow | None) -> dict[str, Any]:

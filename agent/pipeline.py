@@ -29,7 +29,7 @@ from typing import Final
 
 from otsentry.agent.flows import HEURISTIC_TRIES, Flow, looks_like_modbus
 from otsentry.agent.modbus import spec
-from otsentry.agent.modbus._events import Message, NotModbus, Violation
+from otsentry.agent.modbus._events import Violation
 from otsentry.agent.packet import TCP, PacketParser, frame_details
 from otsentry.agent.reassembly import ReassemblyStats
 from otsentry.agent.transactions import DEFAULT_MAX_PENDING, DEFAULT_TIMEOUT_NS
@@ -132,19 +132,21 @@ class Pipeline:
             self._sweep(ts)
 
     def _dispatch(self, flow: Flow) -> None:
-        events = flow.decoder.take_events()  # type: ignore[union-attr]
+        dec = flow.decoder
+        events = dec._events  # type: ignore[union-attr]
+        dec._events = []  # type: ignore[union-attr]
         if self._violations:
             events.extend(Violation(d, kind, ts, fr) for kind, ts, fr, d in self._violations)
             self._violations.clear()
         txs: list = []
         table = flow.txs
         for e in events:
-            if isinstance(e, Message):
+            if e.KIND == "message":
                 if e.is_request:
                     table.request(e, txs)  # type: ignore[union-attr]
                 else:
                     table.response(e, txs)  # type: ignore[union-attr]
-            elif isinstance(e, NotModbus):
+            elif e.KIND == "not-modbus":
                 flow.kind = "not-modbus"
         for sink in self.sinks:
             sink(flow, events, txs)

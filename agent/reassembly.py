@@ -120,7 +120,12 @@ class TcpStream:
             if nxt is None:
                 self.next_seq = nxt = seq
             if seq == nxt:
-                self._deliver(seq, payload, ts, frame, ip_id)
+                # In-order data, the common case: deliver inline (this is the hot path).
+                self.next_seq = (seq + n) & _M
+                self.last_seq, self.last_len, self.last_ipid, self.last_ts = seq, n, ip_id, ts
+                self.last_payload = payload
+                self.stats.segments += 1
+                self.sink.receive(self.direction, payload, ts, frame)
                 if self.ooo:
                     self._drain(ts, frame)
             else:

@@ -32,7 +32,6 @@ direction, whatever the input.
 
 from __future__ import annotations
 
-from collections import deque
 from struct import Struct
 from typing import Final
 
@@ -114,7 +113,7 @@ class Decoder:
 
     def __init__(self, midstream: bool = False) -> None:
         self._dirs = (_Direction(midstream), _Direction(midstream))
-        self._events: deque[object] = deque()
+        self._events: list[object] = []
         #: Protocol name once the connection was found not to be Modbus, else None.
         self.not_modbus: str | None = None
         #: Valid ADUs decoded so far (both directions).
@@ -217,13 +216,13 @@ class Decoder:
     def next_event(self) -> object:
         """Return the next event, or :data:`NEED_DATA` when none is pending."""
         if self._events:
-            return self._events.popleft()
+            return self._events.pop(0)
         return NEED_DATA
 
     def take_events(self) -> list[object]:
         """Return and clear every pending event (the batch form of :meth:`next_event`)."""
-        out = list(self._events)
-        self._events.clear()
+        out = self._events
+        self._events = []
         return out
 
     # --- framing --------------------------------------------------------------------------

@@ -57,10 +57,15 @@ def unpack_bits(data: bytes, count: int | None = None) -> list[int]:
 
 def jsonable(value: Any) -> Any:
     """Convert an event field to a JSON-friendly value (bytes become lowercase hex)."""
+    t = type(value)
+    if t is int or t is str or t is bool or value is None:
+        return value
+    if t is tuple or t is list:
+        if not value or type(value[0]) is int:
+            return list(value)  # registers: the common case, no per-item work
+        return [jsonable(v) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
-    if isinstance(value, (tuple, list)):
-        return [jsonable(v) for v in value]
     return value
 
 
