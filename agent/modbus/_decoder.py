@@ -26,6 +26,11 @@ protocol (HTTP, TLS, SSH...) or that never yields a valid ADU within
 ``MAX_BAD_HEADERS`` bad headers becomes :class:`NotModbus` and its further
 bytes are only counted.
 
+RTU over TCP: a connection whose first bytes are a Modbus RTU frame (unit,
+PDU, valid CRC-16; [Serial] = MODBUS over Serial Line V1.02) is decoded as RTU
+from then on (:attr:`Decoder.rtu`); RTU carries no transaction id, so its
+messages have tid 0.
+
 Memory: at most one partial ADU (260 bytes) plus one receive is buffered per
 direction, whatever the input.
 """
@@ -39,7 +44,8 @@ from otsentry.agent.modbus import _events as ev
 from otsentry.agent.modbus._pdu import REQUEST_DECODERS, RESPONSE_DECODERS, _raw_request, _raw_response
 from otsentry.common.errors import MalformedFrame
 
-__all__ = ["Decoder", "NEED_DATA", "classify_payload", "MAX_BAD_HEADERS"]
+__all__ = ["Decoder", "NEED_DATA", "classify_payload", "MAX_BAD_HEADERS", "crc16",
+           "rtu_frame_length"]
 
 _MBAP = Struct(">HHHB")
 _MBAP_HDR = Struct(">HHH")
@@ -85,6 +91,79 @@ def _plausible(buf: bytes | bytearray, pos: int) -> int:
     return 6 + length
 
 
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE: Final = _crc_table()
+
+
+def crc16(data: bytes | bytearray) -> int:
+    """Modbus RTU CRC-16 ([Serial] §6.2.2: polynomial 0xA001 reflected, initial 0xFFFF)."""
+    crc = 0xFFFF
+    table = _CRC_TABLE
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+    return crc
+
+
+def _rtu_expected(buf: bytes | bytearray, pos: int, request: bool) -> int:
+    """Frame length implied by the PDU structure (0 when it cannot be told yet)."""
+    n = len(buf) - pos
+    if n < 2:
+        return 0
+    fc = buf[pos + 1]
+    if request:
+        fixed = _RTU_REQUEST_FIXED.get(fc)
+        if fixed:
+            return fixed
+        at = _RTU_REQUEST_COUNT_AT.get(fc)
+    else:
+        if fc & 0x80:
+            return 5
+        fixed = _RTU_RESPONSE_FIXED.get(fc)
+        if fixed:
+            return fixed
+        at = _RTU_RESPONSE_COUNT_AT.get(fc)
+    if at is None or n <= at:
+        return 0
+    return at + 1 + buf[pos + at] + 2
+
+
+# Whole RTU frame sizes (unit + PDU + CRC) per function code ([AP] §6).
+_RTU_REQUEST_FIXED: Final = {1: 8, 2: 8, 3: 8, 4: 8, 5: 8, 6: 8, 7: 4, 8: 8, 11: 4, 12: 4,
+                             17: 4, 22: 10, 24: 6}
+_RTU_REQUEST_COUNT_AT: Final = {15: 6, 16: 6, 20: 2, 21: 2, 23: 10}
+_RTU_RESPONSE_FIXED: Final = {5: 8, 6: 8, 8: 8, 11: 8, 15: 8, 16: 8, 7: 5, 22: 10}
+_RTU_RESPONSE_COUNT_AT: Final = {1: 2, 2: 2, 3: 2, 4: 2, 12: 2, 17: 2, 20: 2, 21: 2, 23: 2}
+
+
+def rtu_frame_length(buf: bytes | bytearray, pos: int = 0, request: bool = True) -> int:
+    """Length of a Modbus RTU frame (unit, PDU, CRC) starting at ``pos``.
+
+    The length implied by the function code is tried first, then every length
+    up to 256 bytes; a frame is accepted only when its CRC matches.
+
+    Returns:
+        The frame length, 0 if no valid frame starts there, -1 if more bytes may help.
+    """
+    n = len(buf) - pos
+    size = _rtu_expected(buf, pos, request)
+    if 4 <= size <= n and crc16(buf[pos : pos + size - 2]) == buf[pos + size - 2] | buf[pos + size - 1] << 8:
+        return size
+    for size in range(4, min(n, 256) + 1):
+        body = buf[pos : pos + size - 2]
+        if crc16(body) == buf[pos + size - 2] | buf[pos + size - 1] << 8:
+            return size
+    return -1 if n < 256 else 0
+
+
 class _Direction:
     __slots__ = ("buf", "marks", "resync", "bad_headers", "good", "skipped", "closed")
 
@@ -109,7 +188,7 @@ class Decoder:
             the decoder begins by looking for a plausible header.
     """
 
-    __slots__ = ("_dirs", "_events", "not_modbus", "adus", "bytes_ignored")
+    __slots__ = ("_dirs", "_events", "not_modbus", "adus", "bytes_ignored", "rtu")
 
     def __init__(self, midstream: bool = False) -> None:
         self._dirs = (_Direction(midstream), _Direction(midstream))
@@ -120,6 +199,8 @@ class Decoder:
         self.adus = 0
         #: Bytes ignored because the connection is not Modbus.
         self.bytes_ignored = 0
+        #: True once the connection was found to carry Modbus RTU frames (CRC, no MBAP).
+        self.rtu = False
 
     # --- input ----------------------------------------------------------------------------
 
@@ -139,6 +220,8 @@ class Decoder:
         if self.not_modbus is not None or d.closed:
             self.bytes_ignored += len(data)
             return
+        if self.adus == 0 and not self.rtu and not d.buf and d.skipped == 0:
+            self._detect_rtu(direction, data)
         if not d.buf and not d.resync:
             # Fast path: the segment starts on an ADU boundary (the usual case).
             used = self._frame(direction, d, data, ts, frame)
@@ -242,6 +325,8 @@ class Decoder:
         ``final`` is True at end of stream: a resync candidate is then accepted
         without seeing the header that follows it.
         """
+        if self.rtu:
+            return self._frame_rtu(direction, d, buf, ts, frame, final)
         n = len(buf)
         pos = 0
         events = self._events
@@ -255,6 +340,8 @@ class Decoder:
             tid, proto, length, unit = _MBAP.unpack_from(buf, pos)
             if proto != 0 or length < 2 or length > 254:
                 if self._bad_header(direction, d, buf, pos, proto, ts, frame):
+                    if self.rtu:
+                        return pos + self._frame_rtu(direction, d, buf[pos:], ts, frame, final)
                     return pos
                 found, pos = self._resync(d, buf, pos + 1, final)
                 if not found:
@@ -276,12 +363,66 @@ class Decoder:
             pos = end
         return pos
 
+    def _detect_rtu(self, direction: ev.Direction, data: bytes) -> None:
+        """At stream start: a segment that is exactly one RTU frame with a valid CRC, and not
+        exactly one MBAP ADU, switches the connection to RTU framing."""
+        n = len(data)
+        if n < 4 or crc16(data[:-2]) != data[-2] | data[-1] << 8:
+            return
+        if n >= 8 and data[2] == 0 and data[3] == 0 and (data[4] << 8 | data[5]) + 6 == n:
+            return
+        self.rtu = True
+
+    def _frame_rtu(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray, ts: int,
+                   frame: int, final: bool) -> int:
+        """Decode Modbus RTU frames (RTU over TCP: unit, PDU, CRC; no MBAP header).
+
+        RTU has no transaction id: messages carry tid 0 and pair first-in first-out
+        per unit.  Bytes that start no valid frame are skipped and reported once.
+        """
+        n, pos = len(buf), 0
+        request = direction == ev.REQUEST
+        table = REQUEST_DECODERS if request else RESPONSE_DECODERS
+        fallback = _raw_request if request else _raw_response
+        skipped_from = -1
+        while n - pos >= 4:
+            size = rtu_frame_length(buf, pos, request)
+            if size < 0 and not final:
+                break
+            if size <= 0:
+                if skipped_from < 0:
+                    skipped_from = pos
+                pos += 1
+                continue
+            if skipped_from >= 0:
+                self._events.append(ev.Malformed(direction, "bad-rtu-crc", 0,
+                                                 bytes(buf[skipped_from:pos][:_EVIDENCE]), ts, frame))
+                skipped_from = -1
+            pdu = bytes(buf[pos + 1 : pos + size - 2])
+            unit = buf[pos]
+            try:
+                self._events.append(table.get(pdu[0], fallback)(pdu, 0, unit, ts, frame))
+            except MalformedFrame as exc:
+                self._events.append(ev.Malformed(direction, exc.reason, exc.offset + 1,
+                                                 bytes(buf[pos : pos + size]), ts, frame, 0, unit,
+                                                 pdu[0]))
+            d.good += 1
+            self.adus += 1
+            pos += size
+        if skipped_from >= 0:
+            self._events.append(ev.Malformed(direction, "bad-rtu-crc", 0,
+                                             bytes(buf[skipped_from:pos][:_EVIDENCE]), ts, frame))
+        return n if final else pos
+
     def _bad_header(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray, pos: int,
                     proto: int, ts: int, frame: int) -> bool:
         """Report a bad header; return True when the connection turned out not to be Modbus."""
         d.bad_headers += 1
         raw = bytes(buf[pos : pos + _EVIDENCE])
         if self.adus == 0 and d.good == 0:
+            if pos == 0 and d.skipped == 0 and rtu_frame_length(raw, 0, direction == ev.REQUEST) > 0:
+                self.rtu = True
+                return True
             guess = classify_payload(raw) if pos == 0 and d.skipped == 0 else "unknown"
             if guess != "unknown" or d.bad_headers >= MAX_BAD_HEADERS:
                 self.not_modbus = guess
