@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {}
 
 _MODULES = {
+    "enroll": "otsentry.agent.enroll",
     "decode": "otsentry.agent.decode",
 }
 

@@ -28,13 +28,17 @@ import grpc
 
 from otsentry.collector.pki import RevocationList
 from otsentry.common.errors import PkiError
+import structlog
+
 from otsentry.common.logging import get_logger
 from otsentry.common.pki import Identity, check_validity, identity_of, serial_hex
 from otsentry.common.tls import peer_certificate
 
 __all__ = ["Peer", "AuthInterceptor", "current_peer", "refuse", "INGEST_POLICY"]
 
-log = get_logger("collector.auth")
+def log() -> structlog.typing.FilteringBoundLogger:
+    """This module's logger, looked up per call so that it follows ``configure()``."""
+    return get_logger("collector.auth")
 
 #: method -> identity kinds allowed; methods not listed (health) need only a CA-signed certificate.
 INGEST_POLICY: Mapping[str, frozenset[str]] = {
@@ -62,7 +66,7 @@ def current_peer() -> Peer:
 async def refuse(context: grpc.aio.ServicerContext, code: grpc.StatusCode, reason: str,
                  details: str, **kv: object) -> None:
     """Log one refusal line and end the call with ``code``; never returns."""
-    log.warning("call refused", reason=reason, code=code.name, peer=context.peer(), **kv)
+    log().warning("call refused", reason=reason, code=code.name, peer=context.peer(), **kv)
     await context.abort(code, details)
 
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from otsentry import __version__
 from otsentry.common import logging as otlog
+from otsentry.common.errors import OtSentryError
+
+#: sub-command -> module with SUMMARY, add_arguments(parser), run(args) -> int.
+_MODULES = {
+    "pki": "otsentry.collector.pki_cli",
+}
 
 DESCRIPTION = """\
 otsentry collector: receives findings and inventory from otsentry agents,
@@ -21,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"otsentry {__version__}")
     parser.add_argument("--log-format", choices=("console", "json"), default="console",
                         help="how log lines on stderr look (default: console)")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in _MODULES.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=mod.SUMMARY, description=mod.SUMMARY)
+        mod.add_arguments(p)
+        p.set_defaults(run=mod.run)
     return parser
 
 
@@ -33,7 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    return 0
+    try:
+        return args.run(args)
+    except OtSentryError as exc:
+        print(f"otsentry-collector {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

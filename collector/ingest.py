@@ -15,12 +15,16 @@ import grpc
 
 from otsentry.collector.auth import Peer, current_peer, refuse
 from otsentry.collector.pki import RevocationList
+import structlog
+
 from otsentry.common.logging import get_logger
 from otsentry.v1 import ingest_pb2, ingest_pb2_grpc
 
 __all__ = ["IngestServicer", "Commit", "ack_all"]
 
-log = get_logger("collector.ingest")
+def log() -> structlog.typing.FilteringBoundLogger:
+    """This module's logger, looked up per call so that it follows ``configure()``."""
+    return get_logger("collector.ingest")
 
 #: (peer, batch) -> highest sequence number of ``batch.epoch`` now committed.
 Commit = Callable[[Peer, ingest_pb2.Batch], Awaitable[int]]
@@ -48,7 +52,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
                      context: grpc.aio.ServicerContext) -> AsyncIterator[ingest_pb2.Ack]:
         """Commit each batch in order and yield its ack."""
         peer = current_peer()
-        log.info("stream opened", agent=peer.identity.short, serial=peer.serial, peer=peer.address)
+        log().info("stream opened", agent=peer.identity.short, serial=peer.serial, peer=peer.address)
         async for batch in request_iterator:
             await self._check(peer, batch, context)
             seq = await self._commit(peer, batch)

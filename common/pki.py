@@ -73,7 +73,11 @@ class Identity:
     site: str = ""
 
     def __post_init__(self) -> None:
-        if Identity.parse(self._uri()) != self:
+        try:
+            ok = Identity.parse(self._uri()) == self
+        except PkiError:
+            ok = False
+        if not ok:
             raise PkiError(f"invalid {self.kind} identity {self._uri()!r}: names are 1..64 "
                            "letters, digits, '.', '_' or '-'")
 
