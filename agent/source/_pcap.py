@@ -22,7 +22,7 @@ from typing import Final
 from otsentry.agent.source._stream import ChunkReader
 from otsentry.common.errors import CaptureError
 
-__all__ = ["MAGICS", "FILE_HEADER_LEN", "MAX_RECORD", "parse_header", "read_records"]
+__all__ = ["FILE_HEADER_LEN", "MAGICS", "MAX_RECORD", "parse_header", "read_records"]
 
 FILE_HEADER_LEN: Final = 24
 RECORD_HEADER_LEN: Final = 16
@@ -111,6 +111,7 @@ def read_records(reader: ChunkReader, buf: bytes, order: str, scale: int,
             pos = 0
     finally:
         stats.packets += n
+        reader.close()
 
 
 def _check_length(incl: int, name: str, offset: int) -> None:

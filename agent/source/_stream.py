@@ -42,7 +42,7 @@ class SourceStats:
             started (live capture only; 0 for files).
     """
 
-    __slots__ = ("packets", "bytes_read", "total_bytes", "kernel_drops", "if_drops")
+    __slots__ = ("bytes_read", "if_drops", "kernel_drops", "packets", "total_bytes")
 
     def __init__(self, total_bytes: int | None = None) -> None:
         self.packets = 0
@@ -65,17 +65,32 @@ class ChunkReader:
         name: the name used in error messages.
         stats: the stats object whose ``bytes_read`` this reader advances.
         chunk: the size of one raw read and the bound of one decompressed chunk.
+        owned: close ``fileobj`` in :meth:`close` (a file we opened; never stdin
+            or a caller's object).
 
     The first call to :meth:`read` (or :meth:`head`) looks at the first two
     bytes; a gzip stream is then decompressed, anything else passed through.
     """
 
-    __slots__ = ("_f", "_read", "name", "stats", "chunk", "_gz", "_pending", "_gzip", "_eof",
-                 "_raw_eof", "_z_offset")
+    __slots__ = (
+        "_eof",
+        "_f",
+        "_gz",
+        "_gzip",
+        "_owned",
+        "_pending",
+        "_raw_eof",
+        "_read",
+        "_z_offset",
+        "chunk",
+        "name",
+        "stats",
+    )
 
     def __init__(self, fileobj: BinaryIO, name: str, stats: SourceStats,
-                 chunk: int = CHUNK) -> None:
+                 chunk: int = CHUNK, owned: bool = False) -> None:
         self._f = fileobj
+        self._owned = owned
         self._read = getattr(fileobj, "read1", None) or fileobj.read
         self.name = name
         self.stats = stats
@@ -91,6 +106,13 @@ class ChunkReader:
     def is_gzip(self) -> bool:
         """Whether the stream is gzip-compressed (valid after the first read)."""
         return bool(self._gzip)
+
+    def close(self) -> None:
+        """Stop reading; close the file if this reader owns it.  Safe to call twice."""
+        self._eof = True
+        if self._owned:
+            self._owned = False
+            self._f.close()
 
     def head(self, n: int) -> bytes:
         """Read until at least ``n`` bytes (or the end) and return them all.
