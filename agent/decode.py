@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
+from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from otsentry.agent.output import JsonLinesWriter
@@ -26,6 +29,7 @@ examples:
   otsentry-agent decode plant.pcap --stats          # a table of counts
   otsentry-agent decode plant.pcap --stats --json   # the same as one JSON object
   tcpdump -i eth1 -w - 'tcp port 502' | otsentry-agent decode -
+  otsentry-agent decode iface:eth1 --duration 60     # live, from a mirror port (needs root)
 
 --stats --json keys: requests_by_function, responses_by_function,
 exceptions_by_code (counted per ADU, exceptions under their function code
@@ -39,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``decode``."""
     p.description = HELP
     p.add_argument("source", metavar="SOURCE",
-                   help="capture file (pcap/pcapng, .gz accepted) or '-' for stdin")
+                   help="capture file (pcap/pcapng, .gz accepted), '-' for stdin, "
+                        "or iface:NAME for live capture")
     p.add_argument("--stats", action="store_true",
                    help="print counts instead of transactions")
     p.add_argument("--json", action="store_true",
@@ -52,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not look for Modbus on other ports")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress line on stderr: auto = only when stderr is a terminal")
+    p.add_argument("--filter", metavar="BPF", default="tcp",
+                   help="live capture: tcpdump-style filter (default 'tcp': Modbus on any port)")
+    p.add_argument("--duration", metavar="SECONDS", type=float,
+                   help="live capture: stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument("--count", metavar="N", type=int,
+                   help="stop after N packets")
 
 
 def _port_list(text: str) -> tuple[int, ...]:
@@ -90,38 +101,72 @@ class Progress:
 
 
 def run_pipeline(source_name: str, sinks: list, config: PipelineConfig,
-                 progress_mode: str = "auto") -> tuple[Pipeline, CaptureError | None]:
-    """Run a capture through a pipeline with the given sinks.
+                 progress_mode: str = "auto", bpf: str = "tcp", duration: float | None = None,
+                 count: int | None = None) -> tuple[Pipeline, CaptureError | None]:
+    """Run a capture (file, stdin or live interface) through a pipeline with the given sinks.
+
+    A live capture runs until SIGINT/SIGTERM, ``duration`` seconds, or ``count`` packets.
 
     Returns:
         The pipeline (for its counters) and the capture error that ended the
         input early, if any (everything readable before it was processed).
     """
-    from otsentry.agent.source import open_source
+    from otsentry.agent.source import LiveSource, open_source
+    from otsentry.common.logging import get_logger
 
-    src = open_source(source_name)
+    src = open_source(source_name, bpf=bpf)
     pipe = Pipeline(sinks, config)
     total = getattr(src.stats, "total_bytes", None)
     show = progress_mode == "always" or (progress_mode == "auto" and sys.stderr.isatty())
     progress = Progress(show, total)
     feed = pipe.feed
     error: CaptureError | None = None
+    live = isinstance(src, LiveSource)
+    if live:
+        get_logger("decode").info("capture.started", interface=src.name, filter=bpf,
+                                  duration=duration)
     n = 0
     try:
-        for ts, linktype, data in src:
-            feed(ts, linktype, data)
-            n += 1
-            if show and not n & 0x3FFF:
-                progress.update(n, src.stats.bytes_read)
+        with _stop_on_signals(src, duration if live else None):
+            for ts, linktype, data in src:
+                feed(ts, linktype, data)
+                n += 1
+                if show and not n & 0x3FFF:
+                    progress.update(n, src.stats.bytes_read)
+                if n == count:
+                    break
     except CaptureError as exc:
         error = exc
     finally:
-        close = getattr(src, "close", None)
-        if close is not None:
-            close()
+        src.close()
     pipe.finish()
     progress.done()
+    if live:
+        get_logger("decode").info("capture.stopped", interface=src.name, packets=n,
+                                  kernel_drops=src.stats.kernel_drops)
     return pipe, error
+
+
+@contextmanager
+def _stop_on_signals(src: object, duration: float | None) -> Iterator[None]:
+    """Stop a live source on SIGINT/SIGTERM or when ``duration`` seconds have passed."""
+    stop = getattr(src, "stop", None)
+    if stop is None:
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    if duration:
+        signal.setitimer(signal.ITIMER_REAL, duration)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _print_table(d: dict[str, Any], out: TextIO) -> None:
@@ -163,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
         out_file = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
         sinks.append(JsonLinesWriter(out_file or sys.stdout))
     try:
-        pipe, error = run_pipeline(args.source, sinks, config, args.progress)
+        pipe, error = run_pipeline(args.source, sinks, config, args.progress, bpf=args.filter,
+                                   duration=args.duration, count=args.count)
     finally:
         if out_file is not None:
             out_file.close()
