@@ -17,6 +17,7 @@ from otsentry.collector.auth import Peer, current_peer, refuse
 from otsentry.collector.pki import RevocationList
 import structlog
 
+from otsentry.common.errors import MessageError
 from otsentry.common.logging import get_logger
 from otsentry.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -55,7 +56,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         log().info("stream opened", agent=peer.identity.short, serial=peer.serial, peer=peer.address)
         async for batch in request_iterator:
             await self._check(peer, batch, context)
-            seq = await self._commit(peer, batch)
+            try:
+                seq = await self._commit(peer, batch)
+            except MessageError as exc:
+                await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad-message", str(exc),
+                             identity=peer.identity.short, epoch=batch.epoch,
+                             first_seq=batch.first_seq)
             yield ingest_pb2.Ack(epoch=batch.epoch, seq=seq, ingest_ns=time.time_ns())
 
     async def _check(self, peer: Peer, batch: ingest_pb2.Batch,
