@@ -61,8 +61,9 @@ def jsonable(value: Any) -> Any:
     if t is int or t is str or t is bool or value is None:
         return value
     if t is tuple or t is list:
-        if not value or type(value[0]) is int:
-            return list(value)  # registers: the common case, no per-item work
+        if all(type(v) is int for v in value):
+            return list(value)  # registers: the common case, no conversion per item
+        # Mixed sequences (file records: ints, then bytes or a register tuple) convert per item.
         return [jsonable(v) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 
 import pytest
 
@@ -247,3 +249,14 @@ class TestFieldRendering:
         msg = decode_response(_h("90 02"), 1, 1)
         assert (msg.fc, msg.is_exception, msg.name) == (16, True, "write_multiple_registers")
         assert msg.fields() == {"exception_code": 2, "exception": "illegal_data_address"}
+
+    def test_read_file_record_fields_are_json(self) -> None:
+        """FC 20 response records render as JSON-ready lists, record data as hex."""
+        msg = decode_response(_h("14 06 05 06 0001 0002"), 1, 1)
+        assert msg.fields() == {"records": [[6, "00010002"]]}
+        json.dumps(msg.fields())
+
+    def test_write_file_record_fields(self) -> None:
+        """FC 21 records render as lists with their register values."""
+        pdu = bytes([0x15, 9]) + struct.pack(">BHHH", 6, 4, 1, 1) + b"\x12\x34"
+        assert decode_request(pdu, 1, 1).fields() == {"records": [[6, 4, 1, [0x1234]]]}
