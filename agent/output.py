@@ -49,8 +49,9 @@ def transaction_record(tx: Any) -> dict[str, Any]:
     req, rsp = tx.request, tx.response
     first = req if req is not None else rsp
     rec: dict[str, Any] = {"type": "transaction", "status": tx.status, "ts": iso_ns(first.ts)}
+    # Messages carry fc without the exception bit; a malformed ADU carries the raw code.
     rec.update(_flow_fields(tx.flow))
-    rec.update({"unit": first.unit, "tid": first.tid, "fc": first.fc,
+    rec.update({"unit": first.unit, "tid": first.tid, "fc": first.fc & 0x7F,
                 "function": spec.function_name(first.fc)})
     violations = list(tx.violations)
     if req is not None:
@@ -105,7 +106,8 @@ class JsonLinesWriter:
         write, dumps = self.out.write, self._dumps
         for e in events:
             kind = e.KIND
-            if kind == "message" or (kind == "gap" and not self.gaps):
+            if (kind == "message" or (kind == "gap" and not self.gaps)
+                    or (kind == "malformed" and e.fc is not None)):  # written with its transaction
                 continue
             write(dumps(_event_record(flow, e)) + "\n")
             self.lines += 1

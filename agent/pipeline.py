@@ -146,6 +146,11 @@ class Pipeline:
                     table.request(e, txs)  # type: ignore[union-attr]
                 else:
                     table.response(e, txs)  # type: ignore[union-attr]
+            elif e.KIND == "malformed" and e.fc is not None:
+                if e.direction == 0:
+                    table.request(e, txs)  # type: ignore[union-attr]
+                else:
+                    table.response(e, txs)  # type: ignore[union-attr]
             elif e.KIND == "not-modbus":
                 flow.kind = "not-modbus"
         for sink in self.sinks:

@@ -8,7 +8,8 @@ differs from its request's pairs anyway and carries ``function-mismatch``.
 
 Outputs (all :class:`Transaction`, in a list the caller passes in):
 
-- ``ok`` / ``exception``: a request and its response, with the latency;
+- ``ok`` / ``exception`` / ``malformed``: a request and its response, with the latency
+  (a malformed ADU whose header could be read pairs like any message);
 - ``unanswered``: a request with no response within ``timeout_ns`` of capture
   time, at connection end, or pushed out of the bounded pending table;
 - ``unmatched``: a response with no pending request; ``duplicate`` when the
@@ -32,6 +33,12 @@ DEFAULT_MAX_PENDING: Final = 256
 _RECENT_ANSWERED: Final = 64
 
 
+def _status(response: Message) -> str:
+    if response.KIND == "malformed":
+        return "malformed"
+    return "exception" if response.is_exception else "ok"
+
+
 class Transaction:
     """A request and its response (either may be missing), on one flow.
 
@@ -39,7 +46,8 @@ class Transaction:
         flow: the :class:`~otsentry.agent.flows.Flow` it belongs to.
         request: the request message, or None for an unmatched response.
         response: the response message, or None when unanswered.
-        status: ``ok``, ``exception``, ``unanswered``, ``unmatched`` or ``duplicate``.
+        status: ``ok``, ``exception``, ``malformed`` (the response could not be decoded),
+            ``unanswered``, ``unmatched`` or ``duplicate``.
         latency_ns: response time minus request time, or None.
         violations: transaction-level violations (``function-mismatch``...).
         previous: for ``duplicate``, the response that answered the key before.
@@ -128,8 +136,10 @@ class TransactionTable:
             if not q:
                 del self.pending[key]
             self.npending -= 1
-            status = "exception" if msg.is_exception else "ok"
+            status = _status(msg)
             viol = () if req.fc == msg.fc else ("function-mismatch",)
+            if msg.ts < req.ts:
+                viol += ("response-before-request",)
             if len(self.answered) >= _RECENT_ANSWERED:
                 self.answered.pop(next(iter(self.answered)))
             self.answered[key] = msg
@@ -137,7 +147,7 @@ class TransactionTable:
             return
         req = self._fifo_fallback(msg)
         if req is not None:
-            status = "exception" if msg.is_exception else "ok"
+            status = _status(msg)
             out.append(Transaction(self.flow, req, msg, status, msg.ts - req.ts,
                                    ("transaction-id-mismatch",)))
             return
@@ -155,7 +165,8 @@ class TransactionTable:
         best_key, best = None, None
         for key, q in self.pending.items():
             head = q[0]
-            if head.unit == msg.unit and head.fc == msg.fc and (best is None or head.ts < best.ts):
+            if (head.unit == msg.unit and head.fc == msg.fc and head.ts <= msg.ts
+                    and (best is None or head.ts < best.ts)):
                 best_key, best = key, head
         if best is None:
             return None

@@ -47,4 +47,5 @@ def configure(fmt: LogFormat = "console", level: str = "info") -> None:
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """Return a logger bound to ``component=name``."""
-    return structlog.get_logger().bind(component=name)
+    # A lazy proxy: a logger made at import time still follows a later configure().
+    return structlog.get_logger(component=name)

@@ -30,6 +30,17 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_PCAPS = REPO.parent / "shared" / "data" / "pcaps"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-baselines", action="store_true", default=False,
+                     help="rewrite the golden baselines under tests/baselines from current output")
+
+
+@pytest.fixture(name="update_baselines")
+def _update_baselines(request: pytest.FixtureRequest) -> bool:
+    """True when the run was asked to rewrite golden baselines (never in CI)."""
+    return bool(request.config.getoption("--update-baselines"))
+
+
 @pytest.fixture(name="shared_pcaps")
 def _shared_pcaps() -> Path:
     """The folder of public Modbus captures described in shared/data/MANIFEST.md."""

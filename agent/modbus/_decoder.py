@@ -41,6 +41,7 @@ from struct import Struct
 from typing import Final
 
 from otsentry.agent.modbus import _events as ev
+from otsentry.agent.modbus._spec import PUBLIC
 from otsentry.agent.modbus._pdu import REQUEST_DECODERS, RESPONSE_DECODERS, _raw_request, _raw_response
 from otsentry.common.errors import MalformedFrame
 
@@ -116,7 +117,7 @@ def crc16(data: bytes | bytearray) -> int:
 def _rtu_expected(buf: bytes | bytearray, pos: int, request: bool) -> int:
     """Frame length implied by the PDU structure (0 when it cannot be told yet)."""
     n = len(buf) - pos
-    if n < 2:
+    if n < 2 or buf[pos] > 247:  # [Serial] §2.2: serial addresses are 0 (broadcast) to 247
         return 0
     fc = buf[pos + 1]
     if request:
@@ -126,7 +127,7 @@ def _rtu_expected(buf: bytes | bytearray, pos: int, request: bool) -> int:
         at = _RTU_REQUEST_COUNT_AT.get(fc)
     else:
         if fc & 0x80:
-            return 5
+            return 5 if fc & 0x7F in PUBLIC else 0
         fixed = _RTU_RESPONSE_FIXED.get(fc)
         if fixed:
             return fixed
@@ -165,7 +166,8 @@ def rtu_frame_length(buf: bytes | bytearray, pos: int = 0, request: bool = True)
 
 
 class _Direction:
-    __slots__ = ("buf", "marks", "resync", "bad_headers", "good", "skipped", "closed")
+    __slots__ = ("buf", "marks", "resync", "bad_headers", "good", "skipped", "closed",
+                 "rtu_checked")
 
     def __init__(self, resync: bool) -> None:
         self.buf = bytearray()
@@ -177,6 +179,7 @@ class _Direction:
         self.good = 0
         self.skipped = 0  # bytes discarded while resynchronising
         self.closed = False
+        self.rtu_checked = False  # has the start of this direction been tested for RTU framing?
 
 
 class Decoder:
@@ -220,9 +223,7 @@ class Decoder:
         if self.not_modbus is not None or d.closed:
             self.bytes_ignored += len(data)
             return
-        if self.adus == 0 and not self.rtu and not d.buf and d.skipped == 0:
-            self._detect_rtu(direction, data)
-        if not d.buf and not d.resync:
+        if not d.buf and not d.resync and d.rtu_checked:
             # Fast path: the segment starts on an ADU boundary (the usual case).
             used = self._frame(direction, d, data, ts, frame)
             if used < len(data) and self.not_modbus is None:
@@ -325,6 +326,9 @@ class Decoder:
         ``final`` is True at end of stream: a resync candidate is then accepted
         without seeing the header that follows it.
         """
+        if not d.rtu_checked:
+            if not self._check_rtu(direction, d, buf, final):
+                return 0
         if self.rtu:
             return self._frame_rtu(direction, d, buf, ts, frame, final)
         n = len(buf)
@@ -340,8 +344,6 @@ class Decoder:
             tid, proto, length, unit = _MBAP.unpack_from(buf, pos)
             if proto != 0 or length < 2 or length > 254:
                 if self._bad_header(direction, d, buf, pos, proto, ts, frame):
-                    if self.rtu:
-                        return pos + self._frame_rtu(direction, d, buf[pos:], ts, frame, final)
                     return pos
                 found, pos = self._resync(d, buf, pos + 1, final)
                 if not found:
@@ -363,15 +365,37 @@ class Decoder:
             pos = end
         return pos
 
-    def _detect_rtu(self, direction: ev.Direction, data: bytes) -> None:
-        """At stream start: a segment that is exactly one RTU frame with a valid CRC, and not
-        exactly one MBAP ADU, switches the connection to RTU framing."""
-        n = len(data)
-        if n < 4 or crc16(data[:-2]) != data[-2] | data[-1] << 8:
-            return
-        if n >= 8 and data[2] == 0 and data[3] == 0 and (data[4] << 8 | data[5]) + 6 == n:
-            return
-        self.rtu = True
+    def _check_rtu(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray,
+                   final: bool) -> bool:
+        """Decide, from the first bytes of a direction, whether the connection is RTU framed.
+
+        The first bytes are taken as an RTU frame of the length their function code
+        implies; a matching CRC-16 switches the connection to RTU.  A plausible MBAP
+        ADU too short to hold that frame settles it for MBAP at once.  The decision
+        depends on the stream's bytes only (never on segment boundaries); it waits
+        for more bytes only when no MBAP ADU could be decoded anyway.
+
+        Returns:
+            False when more bytes are needed before deciding.
+        """
+        if self.rtu or self.adus or d.good or d.skipped:
+            d.rtu_checked = True
+            return True
+        size = _rtu_expected(buf, 0, direction == ev.REQUEST)
+        mbap = _plausible(buf, 0)
+        if mbap > 0 and not 4 <= size <= mbap:
+            d.rtu_checked = True  # a plausible MBAP ADU that cannot hold the RTU frame: MBAP
+            return True
+        if size == 0 and len(buf) < 3 and not final:
+            return False  # the function code or its byte count is not here yet
+        if size >= 4 and len(buf) < size:
+            if not final:
+                return False
+            size = 0
+        d.rtu_checked = True
+        if size >= 4 and crc16(buf[: size - 2]) == buf[size - 2] | buf[size - 1] << 8:
+            self.rtu = True
+        return True
 
     def _frame_rtu(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray, ts: int,
                    frame: int, final: bool) -> int:
@@ -418,11 +442,10 @@ class Decoder:
                     proto: int, ts: int, frame: int) -> bool:
         """Report a bad header; return True when the connection turned out not to be Modbus."""
         d.bad_headers += 1
-        raw = bytes(buf[pos : pos + _EVIDENCE])
+        # Evidence is the 8 bytes examined (header and function code): what follows them
+        # depends on how the stream was chunked, and the events must not.
+        raw = bytes(buf[pos : pos + 8])
         if self.adus == 0 and d.good == 0:
-            if pos == 0 and d.skipped == 0 and rtu_frame_length(raw, 0, direction == ev.REQUEST) > 0:
-                self.rtu = True
-                return True
             guess = classify_payload(raw) if pos == 0 and d.skipped == 0 else "unknown"
             if guess != "unknown" or d.bad_headers >= MAX_BAD_HEADERS:
                 self.not_modbus = guess

@@ -657,6 +657,9 @@ class ExceptionResponse(Response):
 class Malformed:
     """Bytes in a Modbus stream that could not be decoded; the stream goes on after them.
 
+    A malformed ADU whose MBAP header could be read (``tid`` is not None) still
+    takes part in request/response pairing: a transaction may hold one.
+
     Attributes:
         direction: REQUEST or RESPONSE (who sent the bytes).
         reason: machine-readable reason (``bad-protocol-id``, ``bad-length``,
@@ -682,6 +685,22 @@ class Malformed:
         self.tid = tid
         self.unit = unit
         self.fc = fc
+
+    is_exception = False
+
+    @property
+    def is_request(self) -> bool:
+        """True when the client sent the bytes."""
+        return self.direction == REQUEST
+
+    @property
+    def violations(self) -> tuple[str, ...]:
+        """The reason, as a one-item tuple (so malformed ADUs read like messages)."""
+        return (self.reason,)
+
+    def fields(self) -> dict[str, Any]:
+        """The reason and the raw bytes (hex), for JSON output."""
+        return {"malformed": self.reason, "raw": self.raw.hex()}
 
     def __repr__(self) -> str:
         return f"Malformed({self.reason!r}, direction={self.direction}, raw={self.raw[:16].hex()})"
@@ -710,7 +729,7 @@ class NotModbus:
     """The stream carries another protocol; it is no longer decoded as Modbus.
 
     Attributes: direction, protocol (``http``, ``tls``, ``ssh``, ``unknown``...),
-    sample (first bytes, at most 64), ts, frame.
+    sample (the first 8 bytes), ts, frame.
     """
 
     KIND = "not-modbus"

@@ -196,24 +196,18 @@ def _events_of(chunks: list[bytes], gap_first: int = 0) -> list[tuple]:
     return [event_key(e) for e in dec.take_events()]
 
 
-class TestKnownChunkingDefects:
-    @pytest.mark.xfail(strict=True, reason="a bad header's Malformed.raw holds whatever happens to "
-                       "be buffered after it, so the evidence depends on segment boundaries")
+class TestChunkingEdgeCases:
     def test_bad_header_evidence_is_chunking_invariant(self) -> None:
         """The evidence of a bad header is the same whole and byte at a time."""
         good = Conversation().exchange(3, registers=(1, 2)).request
         stream = good + b"\x00\x07\x00\x09\x00\x06\x01\x03\x00\x00\x00\x01" + good
         assert _events_of([stream]) == _events_of([stream[i : i + 1] for i in range(len(stream))])
 
-    @pytest.mark.xfail(strict=True, reason="RTU-over-TCP detection tests only the first segment, so "
-                       "an MBAP ADU whose first segment is 'ff ff 00 00' (CRC 0) is decoded as RTU")
     def test_split_first_adu_is_not_rtu(self) -> None:
         """An MBAP ADU split after its first four bytes decodes as it does whole."""
         adu = Conversation(first_tid=0xFFFF).exchange(3, registers=(1, 2)).request
         assert _events_of([adu[:4], adu[4:]]) == _events_of([adu])
 
-    @pytest.mark.xfail(strict=True, reason="RTU detection also runs on the first segment after a "
-                       "gap, which is not the start of the stream")
     def test_no_rtu_detection_after_a_gap(self) -> None:
         """After a gap the decoder resyncs on MBAP headers; a segment after the hole is not tested as RTU."""
         ex = Conversation(first_tid=0xFFFF)
