@@ -32,7 +32,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -58,6 +58,7 @@ _TP_STATUS_VLAN_TPID_VALID: Final = 0x40
 _ARPHRD_LOOPBACK: Final = 772
 _SYS_NET: Final = Path("/sys/class/net")
 _RCVBUF: Final = 8 << 20
+_STATS_EVERY: Final = 0xFFF   # poll the kernel's drop counter every 4096 packets (mask)
 _ANCBUF: Final = 128
 _TIMESPEC: Final = struct.Struct("qq")
 _AUXDATA: Final = struct.Struct("IIIIHHHH")   # struct tpacket_auxdata
@@ -90,6 +91,9 @@ class LiveSource(Source):
             interface dropped since the start), total_bytes ``None``.
         linktype: the link type of every frame.
         bpf: the filter expression in use.
+        on_idle: called with no arguments after each ``poll_interval`` without
+            a packet (to flush, sweep timeouts or check a deadline); it may call
+            :meth:`stop`.  ``None`` by default.
     """
 
     def __init__(self, interface: str, bpf: str = "tcp", snaplen: int = 65535,
@@ -100,6 +104,7 @@ class LiveSource(Source):
         self.snaplen = snaplen
         self.poll_interval = poll_interval
         self._stopped = False
+        self.on_idle: Callable[[], None] | None = None
         hatype = _hardware_type(interface)
         if hatype not in _LINKTYPES:
             raise CaptureError(f"unsupported interface type (ARPHRD {hatype}); supported: "
@@ -139,6 +144,8 @@ class LiveSource(Source):
                 data, anc, _flags, addr = recvmsg(snaplen, _ANCBUF)
             except BlockingIOError:        # SO_RCVTIMEO expired: look at the stop flag
                 self._poll_stats(sock)
+                if self.on_idle is not None:
+                    self.on_idle()
                 continue
             except OSError as exc:
                 if self._sock is None:
@@ -150,6 +157,8 @@ class LiveSource(Source):
             ts, data = _ancillary(anc, data)
             stats.packets += 1
             stats.bytes_read += len(data)
+            if not stats.packets & _STATS_EVERY:
+                self._poll_stats(sock)
             yield ts, linktype, data
 
     def _poll_stats(self, sock: socket.socket) -> None:

@@ -81,6 +81,8 @@ def read_records(reader: ChunkReader, buf: bytes, order: str, scale: int,
             record or a record length is impossible; ``offset`` is the start of
             that record in the (decompressed) stream.
     """
+    # One long function on purpose: this loop is the agent's hot path, and a helper
+    # call or an extra generator layer per packet costs about 30% (measured).
     unpack = struct.Struct(order + "IIII").unpack_from
     stats = reader.stats
     base = FILE_HEADER_LEN   # stream offset of buf[0]

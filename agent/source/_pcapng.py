@@ -59,6 +59,8 @@ def read_blocks(reader: ChunkReader, buf: bytes) -> Iterator[Packet]:
             a block or a block is corrupt; ``offset`` is where that block starts
             in the (decompressed) stream.
     """
+    # One long function on purpose: this loop is the agent's hot path, and a helper
+    # call or an extra generator layer per packet costs about 30% (measured).
     sec = _Section(reader.name)
     stats = reader.stats
     base = pos = n = ts = 0

@@ -118,6 +118,21 @@ class TestLoopback:
         assert time.monotonic() - t0 < 1.0
         src.close()
 
+    def test_on_idle(self) -> None:
+        """on_idle runs after each idle poll interval and may stop the capture."""
+        src = open_live("lo", bpf="tcp port 9", poll_interval=0.02)
+        calls: list[int] = []
+
+        def idle() -> None:
+            calls.append(1)
+            if len(calls) == 3:
+                src.stop()
+
+        src.on_idle = idle
+        assert list(src) == []
+        assert len(calls) == 3
+        src.close()
+
     def test_open_source_iface(self) -> None:
         """open_source('iface:lo') and a bare interface name open live capture."""
         for name in ("iface:lo", "lo"):
