@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO, Final
 
 from otsentry.agent.source import _pcap, _pcapng
@@ -49,7 +49,7 @@ class FileSource(Source):
             raise
         self.compressed = self._reader.is_gzip
 
-    def _detect(self) -> Iterator[Packet]:
+    def _detect(self) -> Generator[Packet, None, None]:
         head = self._reader.head(_pcap.FILE_HEADER_LEN)
         if not head:
             raise CaptureError(f"empty file, not a capture; accepted: {ACCEPTED}",

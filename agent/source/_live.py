@@ -112,7 +112,7 @@ class LiveSource(Source):
         self.linktype = _LINKTYPES[hatype]
         self._loopback = hatype == _ARPHRD_LOOPBACK
         self._if_drops0 = _rx_dropped(interface)
-        self._sock = _open_socket(interface, bpf, self.linktype, snaplen, poll_interval)
+        self._sock: socket.socket | None = _open_socket(interface, bpf, self.linktype, snaplen, poll_interval)
         try:
             if promisc and not self._loopback:
                 _set_promisc(self._sock, interface)

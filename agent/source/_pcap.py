@@ -16,9 +16,10 @@ record is at most :data:`MAX_RECORD` bytes, so the buffer never exceeds
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Final
 
+from otsentry.agent.source._base import Packet
 from otsentry.agent.source._stream import ChunkReader
 from otsentry.common.errors import CaptureError
 
@@ -66,7 +67,7 @@ def parse_header(head: bytes, name: str) -> tuple[str, int, int, int]:
 
 
 def read_records(reader: ChunkReader, buf: bytes, order: str, scale: int,
-                 linktype: int) -> Iterator[tuple[int, int, bytes]]:
+                 linktype: int) -> Generator[Packet, None, None]:
     """Yield ``(ts_ns, linktype, frame)`` for every record of a pcap stream.
 
     Args:

@@ -21,9 +21,10 @@ most corruption at the block where it starts.  Bounds: one block is at most
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Final
 
+from otsentry.agent.source._base import Packet
 from otsentry.agent.source._stream import ChunkReader
 from otsentry.common.errors import CaptureError
 
@@ -42,12 +43,11 @@ MAX_BLOCK: Final = 1 << 24
 _OPT_TSRESOL: Final = 9     # if_tsresol, §4.2
 _OPT_TSOFFSET: Final = 14   # if_tsoffset, §4.2
 
-Packet = tuple[int, int, bytes]
 # An interface: (linktype, ts multiplier, ts divisor, ts offset in ns, snaplen).
 Interface = tuple[int, int, int, int, int]
 
 
-def read_blocks(reader: ChunkReader, buf: bytes) -> Iterator[Packet]:
+def read_blocks(reader: ChunkReader, buf: bytes) -> Generator[Packet, None, None]:
     """Yield ``(ts_ns, linktype, frame)`` for every packet of a pcapng stream.
 
     Args:

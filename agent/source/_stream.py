@@ -95,7 +95,7 @@ class ChunkReader:
         self.name = name
         self.stats = stats
         self.chunk = chunk
-        self._gz: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._gz: zlib._Decompress | None = None
         self._pending = b""      # raw bytes read but not yet handed out / decompressed
         self._gzip: bool | None = None
         self._eof = False

@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,27 @@ class TestGzip:
         with pytest.raises(CaptureError, match="gzip"):
             got.extend(open_file(io.BytesIO(gzip.compress(PCAP) + b"garbage!"), "t.gz"))
         assert got == WANT
+
+
+class TestMemory:
+    @pytest.mark.parametrize("compress", [False, True], ids=["pcap", "gzip"])
+    def test_memory_is_bounded(self, compress: bool, tmp_path: Path) -> None:
+        """Reading a 40 MB capture never holds more than a few chunks in memory."""
+        path = tmp_path / "big"
+        records = b"".join(pcap_record(i * 1000, f) for i, f in enumerate(frames(1000, 400)))
+        opener = gzip.open if compress else open
+        with opener(path, "wb") as f:  # type: ignore[operator]
+            f.write(PCAP[:24])
+            for _ in range(100):
+                f.write(records)
+        tracemalloc.start()
+        try:
+            n = sum(1 for _ in open_source(path))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert n == 100_000
+        assert peak < 8 << 20, peak
 
 
 class TestShortReads:
