@@ -1,0 +1,1 @@
+"""Independent oracles our decoder is checked against (tshark, …)."""
