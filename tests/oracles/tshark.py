@@ -76,7 +76,7 @@ def tshark_stats(pcap: Path, ports: tuple[int, ...] = (502,)) -> dict:
     if shutil.which("tshark") is None:
         raise TsharkError("tshark is not installed (Debian: apt-get install tshark)")
     proc = subprocess.run(tshark_command(pcap, ports), capture_output=True, text=True,
-                          env=_ENV)
+                          env=_ENV, check=False)
     if proc.returncode != 0:
         err = "\n".join(line for line in proc.stderr.splitlines() if "Running as user" not in line)
         raise TsharkError(f"tshark failed on {pcap} (exit {proc.returncode}): {err.strip()}")
