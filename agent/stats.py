@@ -34,7 +34,7 @@ class Stats:
         self.non_modbus: Counter[str] = Counter()
         self.gaps = 0
         self.gap_bytes = 0
-        self._endpoints: set[tuple[int, bool, int]] = set()
+        self._endpoints: dict[int, set[int]] = {}
         self._flows: dict[int, Flow] = {}
 
     def __call__(self, flow: Flow | None, events: list, txs: list) -> None:
@@ -72,17 +72,20 @@ class Stats:
     def _endpoint(self, flow: Flow | None, is_request: bool, unit: int | None) -> None:
         if flow is None or unit is None:
             return
-        key = (flow.id, is_request, unit)
-        if key not in self._endpoints:
-            self._endpoints.add(key)
+        seen = self._endpoints.get(flow.id)
+        if seen is None:
+            self._endpoints[flow.id] = seen = set()
             self._flows[flow.id] = flow
+        seen.add(unit << 1 | is_request)  # an int, no tuple per ADU
 
     def endpoints(self) -> list[list[Any]]:
         """Sorted distinct ``[source ip, destination ip, unit]`` of every ADU."""
         out = set()
-        for fid, is_request, unit in self._endpoints:
+        for fid, keys in self._endpoints.items():
             f = self._flows[fid]
-            out.add((f.client, f.server, unit) if is_request else (f.server, f.client, unit))
+            for key in keys:
+                unit, is_request = key >> 1, key & 1
+                out.add((f.client, f.server, unit) if is_request else (f.server, f.client, unit))
         return [list(t) for t in sorted(out)]
 
     def as_dict(self, pipeline: Any = None) -> dict[str, Any]:

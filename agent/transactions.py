@@ -1,8 +1,8 @@
 """Pair requests with responses into transactions, per connection.
 
 Pairing key: (transaction id, unit id) within one flow ([TCP] §3.1.3: the
-client picks the transaction id, the server copies it).  Each key holds a FIFO
-of pending requests, so masters that always send transaction id 0, or reuse
+client picks the transaction id, the server copies it).  Each key holds its
+pending requests first-in first-out, so masters that always send transaction id 0, or reuse
 ids while pipelining, still pair in order.  A response whose function code
 differs from its request's pairs anyway and carries ``function-mismatch``.
 
@@ -21,7 +21,6 @@ reported unanswered with ``evicted`` set.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Final
 
 from otsentry.agent.modbus._events import Message
@@ -93,6 +92,10 @@ class Transaction:
 class TransactionTable:
     """Pending requests of one flow, and the pairing logic.
 
+    ``pending`` maps (tid, unit) to the waiting request, or to a list of them,
+    oldest first, when a key is reused before it is answered (the rare case,
+    kept off the hot path).
+
     Args:
         flow: the flow object stored in every transaction.
         timeout_ns: capture-time wait before a request counts as unanswered.
@@ -107,48 +110,60 @@ class TransactionTable:
         self.flow = flow
         self.timeout_ns = timeout_ns
         self.max_pending = max_pending
-        self.pending: dict[tuple[int, int], deque[Message]] = {}
+        self.pending: dict[tuple[int, int], Any] = {}
         self.npending = 0
         self.answered: dict[tuple[int, int], Message] = {}
         self.oldest_ts = 0
 
     def request(self, msg: Message, out: list) -> None:
         """Record a request; may emit unanswered transactions for expired or evicted ones."""
-        if self.npending and msg.ts - self.oldest_ts > self.timeout_ns:
-            self.expire(msg.ts, out)
-        key = (msg.tid, msg.unit)
-        q = self.pending.get(key)
-        if q is None:
-            self.pending[key] = q = deque()
-        if not self.npending:
+        if self.npending:
+            if msg.ts - self.oldest_ts > self.timeout_ns:
+                self.expire(msg.ts, out)
+        else:
             self.oldest_ts = msg.ts
-        q.append(msg)
+        key = (msg.tid, msg.unit)
+        pending = self.pending
+        cur = pending.get(key)
+        if cur is None:
+            pending[key] = msg
+        elif type(cur) is list:
+            cur.append(msg)
+        else:
+            pending[key] = [cur, msg]
         self.npending += 1
         if self.npending > self.max_pending:
             self._evict_oldest(out)
 
+    def _take(self, key: tuple[int, int]) -> Message | None:
+        cur = self.pending.pop(key, None)
+        if cur is None:
+            return None
+        self.npending -= 1
+        if type(cur) is list:
+            req = cur.pop(0)
+            if cur:
+                self.pending[key] = cur if len(cur) > 1 else cur[0]
+            return req
+        return cur
+
     def response(self, msg: Message, out: list) -> None:
         """Pair a response with its request and emit the transaction."""
         key = (msg.tid, msg.unit)
-        q = self.pending.get(key)
-        if q:
-            req = q.popleft()
-            if not q:
-                del self.pending[key]
-            self.npending -= 1
-            status = _status(msg)
-            viol = () if req.fc == msg.fc else ("function-mismatch",)
+        req = self._take(key) if key in self.pending else None
+        if req is not None:
+            viol: tuple[str, ...] = () if req.fc == msg.fc else ("function-mismatch",)
             if msg.ts < req.ts:
                 viol += ("response-before-request",)
-            if len(self.answered) >= _RECENT_ANSWERED:
-                self.answered.pop(next(iter(self.answered)))
-            self.answered[key] = msg
-            out.append(Transaction(self.flow, req, msg, status, msg.ts - req.ts, viol))
+            answered = self.answered
+            if len(answered) > _RECENT_ANSWERED:
+                answered.clear()  # bounded; only recent keys matter for duplicates
+            answered[key] = msg
+            out.append(Transaction(self.flow, req, msg, _status(msg), msg.ts - req.ts, viol))
             return
         req = self._fifo_fallback(msg)
         if req is not None:
-            status = _status(msg)
-            out.append(Transaction(self.flow, req, msg, status, msg.ts - req.ts,
+            out.append(Transaction(self.flow, req, msg, _status(msg), msg.ts - req.ts,
                                    ("transaction-id-mismatch",)))
             return
         prev = self.answered.get(key)
@@ -157,25 +172,23 @@ class TransactionTable:
         else:
             out.append(Transaction(self.flow, None, msg, "unmatched"))
 
+    def _heads(self) -> list[tuple[tuple[int, int], Message]]:
+        """(key, oldest waiting request) for every key."""
+        return [(k, v[0] if type(v) is list else v) for k, v in self.pending.items()]
+
     def _fifo_fallback(self, msg: Message) -> Message | None:
         """The oldest pending request of the same unit and function, for servers that do
         not echo the transaction id (or masters that reuse it); None if there is none."""
         if not self.npending:
             return None
         best_key, best = None, None
-        for key, q in self.pending.items():
-            head = q[0]
+        for key, head in self._heads():
             if (head.unit == msg.unit and head.fc == msg.fc and head.ts <= msg.ts
                     and (best is None or head.ts < best.ts)):
                 best_key, best = key, head
-        if best is None:
+        if best_key is None:
             return None
-        q = self.pending[best_key]  # type: ignore[index]
-        q.popleft()
-        if not q:
-            del self.pending[best_key]  # type: ignore[arg-type]
-        self.npending -= 1
-        return best
+        return self._take(best_key)
 
     def expire(self, now: int, out: list, everything: bool = False) -> None:
         """Report requests older than the timeout (all of them with ``everything``)."""
@@ -183,23 +196,23 @@ class TransactionTable:
             return
         limit = now - self.timeout_ns
         oldest = None
-        for key in list(self.pending):
-            q = self.pending[key]
-            while q and (everything or q[0].ts < limit):
-                out.append(Transaction(self.flow, q.popleft(), None, "unanswered"))
-                self.npending -= 1
-            if not q:
-                del self.pending[key]
-            elif oldest is None or q[0].ts < oldest:
-                oldest = q[0].ts
+        expired = []
+        for key, head in self._heads():
+            while head is not None and (everything or head.ts < limit):
+                expired.append(self._take(key))
+                head = self._head(key)
+            if head is not None and (oldest is None or head.ts < oldest):
+                oldest = head.ts
+        expired.sort(key=lambda m: (m.ts, m.frame))  # reported in the order they were sent
+        out.extend(Transaction(self.flow, m, None, "unanswered") for m in expired)
         self.oldest_ts = oldest or 0
         if everything:
             self.answered.clear()
 
+    def _head(self, key: tuple[int, int]) -> Message | None:
+        cur = self.pending.get(key)
+        return cur[0] if type(cur) is list else cur
+
     def _evict_oldest(self, out: list) -> None:
-        key = min(self.pending, key=lambda k: self.pending[k][0].ts)
-        q = self.pending[key]
-        out.append(Transaction(self.flow, q.popleft(), None, "unanswered", evicted=True))
-        self.npending -= 1
-        if not q:
-            del self.pending[key]
+        key, _head = min(self._heads(), key=lambda kv: kv[1].ts)
+        out.append(Transaction(self.flow, self._take(key), None, "unanswered", evicted=True))
