@@ -115,10 +115,15 @@ def crc16(data: bytes | bytearray) -> int:
 
 
 def _rtu_expected(buf: bytes | bytearray, pos: int, request: bool) -> int:
-    """Frame length implied by the PDU structure (0 when it cannot be told yet)."""
+    """Frame length implied by the PDU structure: 0 if no RTU frame can start here,
+    -1 if more bytes are needed to tell."""
     n = len(buf) - pos
-    if n < 2 or buf[pos] > 247:  # [Serial] §2.2: serial addresses are 0 (broadcast) to 247
+    if n < 1:
+        return -1
+    if buf[pos] > 247:  # [Serial] §2.2: serial addresses are 0 (broadcast) to 247
         return 0
+    if n < 2:
+        return -1
     fc = buf[pos + 1]
     if request:
         fixed = _RTU_REQUEST_FIXED.get(fc)
@@ -132,8 +137,10 @@ def _rtu_expected(buf: bytes | bytearray, pos: int, request: bool) -> int:
         if fixed:
             return fixed
         at = _RTU_RESPONSE_COUNT_AT.get(fc)
-    if at is None or n <= at:
+    if at is None:
         return 0
+    if n <= at:
+        return -1
     return at + 1 + buf[pos + at] + 2
 
 
@@ -386,8 +393,10 @@ class Decoder:
         if mbap > 0 and not 4 <= size <= mbap:
             d.rtu_checked = True  # a plausible MBAP ADU that cannot hold the RTU frame: MBAP
             return True
-        if size == 0 and len(buf) < 3 and not final:
-            return False  # the function code or its byte count is not here yet
+        if size < 0:
+            if not final:
+                return False  # the function code or its byte count is not here yet
+            size = 0
         if size >= 4 and len(buf) < size:
             if not final:
                 return False
