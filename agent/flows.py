@@ -87,6 +87,7 @@ class Flow:
     def start_modbus(self, midstream: bool, stats: ReassemblyStats, violations: list,
                      tx_timeout_ns: int, max_pending: int) -> None:
         """Create the decoder, TCP streams and transaction table."""
+        self.kind = "modbus"
         self.midstream = midstream
         self.decoder = Decoder(midstream=midstream)
         if self.transport == "tcp":

@@ -255,7 +255,7 @@ class Pipeline:
             if flow.last_ts < idle:
                 self.flows_idle_closed += 1
                 self._close(flow, ts)
-            elif flow.txs is not None and flow.txs.npending:
+            elif flow.txs is not None and (flow.txs.npending or flow.txs.orphans):
                 txs: list = []
                 flow.txs.expire(ts, txs)
                 if txs:

@@ -110,9 +110,11 @@ class TcpStream:
             self.violations.append(("invalid-tcp-flags", ts, frame, self.direction))
             flags &= ~0x05
         if flags & 0x02:  # SYN
-            if self.next_seq is None or not self.syn_seen:
+            if self.next_seq is None:
                 self.next_seq = (seq + 1) & _M
-                self.syn_seen = True
+            # A SYN captured after data was picked up midstream (reordering, or a stray
+            # SYN) must not rewind the stream: only the first sequence space counts.
+            self.syn_seen = True
             seq = (seq + 1) & _M
         n = len(payload)
         if n:
@@ -177,9 +179,14 @@ class TcpStream:
     def _future(self, seq: int, payload: bytes, ts: int, frame: int) -> None:
         old = self.ooo.get(seq)
         if old is not None:
-            if old[0] != payload:
+            common = min(len(old[0]), len(payload))
+            if old[0][:common] != payload[:common]:
                 self.stats.overlap_mismatches += 1
                 self.violations.append(("overlap-mismatch", ts, frame, self.direction))
+            elif len(payload) > len(old[0]):
+                # Re-packetized: the same bytes and more; keep the longer copy.
+                self.ooo[seq] = (payload, old[1], old[2])
+                self.ooo_bytes += len(payload) - len(old[0])
             self.stats.retransmissions += 1
             return
         if not self.ooo:

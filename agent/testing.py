@@ -21,8 +21,15 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["Conversation", "Exchange", "PDU_BUILDERS", "adu", "pack_bits", "request_pdu",
-           "response_pdu"]
+__all__ = [
+    "PDU_BUILDERS",
+    "Conversation",
+    "Exchange",
+    "adu",
+    "pack_bits",
+    "request_pdu",
+    "response_pdu",
+]
 
 
 class Exchange(NamedTuple):

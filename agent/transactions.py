@@ -12,8 +12,10 @@ Outputs (all :class:`Transaction`, in a list the caller passes in):
   (a malformed ADU whose header could be read pairs like any message);
 - ``unanswered``: a request with no response within ``timeout_ns`` of capture
   time, at connection end, or pushed out of the bounded pending table;
-- ``unmatched``: a response with no pending request; ``duplicate`` when the
-  same key was just answered (the previous response is kept for comparison).
+- ``unmatched``: a response with no request, reported once it has waited
+  ``timeout_ns`` (a request decoded late, e.g. while the decoder resyncs on a
+  connection picked up midstream, can still claim it); ``duplicate`` at once
+  when the same key was just answered (the previous response is kept).
 
 Bounds: at most ``max_pending`` requests wait per flow; the oldest is then
 reported unanswered with ``evicted`` set.
@@ -30,6 +32,7 @@ __all__ = ["Transaction", "TransactionTable", "DEFAULT_TIMEOUT_NS", "DEFAULT_MAX
 DEFAULT_TIMEOUT_NS: Final = 10_000_000_000
 DEFAULT_MAX_PENDING: Final = 256
 _RECENT_ANSWERED: Final = 64
+_MAX_ORPHANS: Final = 64
 
 
 def _status(response: Message) -> str:
@@ -103,7 +106,7 @@ class TransactionTable:
     """
 
     __slots__ = ("flow", "timeout_ns", "max_pending", "pending", "npending", "answered",
-                 "oldest_ts")
+                 "oldest_ts", "orphans")
 
     def __init__(self, flow: Any, timeout_ns: int = DEFAULT_TIMEOUT_NS,
                  max_pending: int = DEFAULT_MAX_PENDING) -> None:
@@ -114,9 +117,14 @@ class TransactionTable:
         self.npending = 0
         self.answered: dict[tuple[int, int], Message] = {}
         self.oldest_ts = 0
+        #: Responses with no request yet, by key: the request may still come (the other
+        #: direction can be decoded later, e.g. while the decoder resyncs midstream).
+        self.orphans: dict[tuple[int, int], Message] = {}
 
     def request(self, msg: Message, out: list) -> None:
         """Record a request; may emit unanswered transactions for expired or evicted ones."""
+        if self.orphans and self._claim_orphan(msg, out):
+            return
         if self.npending:
             if msg.ts - self.oldest_ts > self.timeout_ns:
                 self.expire(msg.ts, out)
@@ -169,8 +177,29 @@ class TransactionTable:
         prev = self.answered.get(key)
         if prev is not None and prev.fc == msg.fc:
             out.append(Transaction(self.flow, None, msg, "duplicate", None, (), prev))
-        else:
-            out.append(Transaction(self.flow, None, msg, "unmatched"))
+            return
+        if key in self.orphans or len(self.orphans) >= _MAX_ORPHANS:
+            old = self.orphans.pop(key, None) or self.orphans.pop(next(iter(self.orphans)))
+            out.append(Transaction(self.flow, None, old, "unmatched"))
+        self.orphans[key] = msg
+
+    def _claim_orphan(self, msg: Message, out: list) -> bool:
+        """Pair a late-decoded request with a response that arrived before it."""
+        key = (msg.tid, msg.unit)
+        rsp = self.orphans.get(key)
+        if rsp is None or rsp.ts < msg.ts:
+            return False
+        del self.orphans[key]
+        viol = () if rsp.fc == msg.fc else ("function-mismatch",)
+        self.answered[key] = rsp
+        out.append(Transaction(self.flow, msg, rsp, _status(rsp), rsp.ts - msg.ts, viol))
+        return True
+
+    def _expire_orphans(self, limit: int, everything: bool) -> list:
+        gone = [m for m in self.orphans.values() if everything or m.ts < limit]
+        for m in gone:
+            del self.orphans[(m.tid, m.unit)]
+        return [Transaction(self.flow, None, m, "unmatched") for m in gone]
 
     def _heads(self) -> list[tuple[tuple[int, int], Message]]:
         """(key, oldest waiting request) for every key."""
@@ -191,10 +220,15 @@ class TransactionTable:
         return self._take(best_key)
 
     def expire(self, now: int, out: list, everything: bool = False) -> None:
-        """Report requests older than the timeout (all of them with ``everything``)."""
-        if not self.npending:
-            return
+        """Report requests older than the timeout (all of them with ``everything``), and
+        responses that waited that long for a request as unmatched."""
         limit = now - self.timeout_ns
+        if self.orphans:
+            out.extend(self._expire_orphans(limit, everything))
+        if not self.npending:
+            if everything:
+                self.answered.clear()
+            return
         oldest = None
         expired = []
         for key, head in self._heads():

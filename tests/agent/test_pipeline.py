@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Dot1Q, Ether
-from scapy.packet import Raw
-
 from otsentry.agent.modbus import Message, NotModbus
 from otsentry.agent.pipeline import Pipeline, PipelineConfig
 from otsentry.agent.stats import Stats
 from otsentry.agent.testing import Conversation
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
 
 MS = 1_000_000
 CLIENT_MAC, SERVER_MAC = "00:00:00:00:00:01", "00:00:00:00:00:02"
@@ -132,9 +131,6 @@ class TestTcp:
         sink, _pipe = _run(wire.frames)
         assert [t.status for t in sink.txs] == ["unmatched", "ok", "ok", "ok"]
 
-    @pytest.mark.xfail(strict=True, reason="the heuristic starts a decoder but leaves flow.kind at "
-                       "'candidate', so the pipeline never feeds it: Modbus on other ports is never "
-                       "decoded")
     def test_server_role_from_syn_and_heuristic_port(self) -> None:
         """On port 5020 the heuristic finds Modbus, and the SYN's receiver is the server."""
         conv, wire = Conversation(), Wire(client=("10.0.0.1", 1024), server=("10.0.0.2", 5020))

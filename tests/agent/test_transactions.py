@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from otsentry.agent.modbus import decode_request, decode_response
 from otsentry.agent.testing import request_pdu, response_pdu
 from otsentry.agent.transactions import TransactionTable
@@ -82,8 +81,10 @@ class TestPairing:
         out: list = []
         table.request(req(tid=5, unit=1), out)
         table.response(rsp(tid=6, unit=2), out)
-        assert [t.status for t in out] == ["unmatched"]
-        assert out[0].request is None and table.npending == 1
+        assert out == [] and table.npending == 1
+        table.expire(0, out, everything=True)
+        assert sorted(t.status for t in out) == ["unanswered", "unmatched"]
+        assert all(t.request is None for t in out if t.status == "unmatched")
 
 
 class TestUnansweredAndUnmatched:
@@ -115,10 +116,20 @@ class TestUnansweredAndUnmatched:
         assert table.npending == 0 and table.pending == {}
 
     def test_unmatched_response(self, table) -> None:
-        """A response with no request is unmatched."""
+        """A response with no request is reported unmatched once it has waited the timeout."""
         out: list = []
         table.response(rsp(tid=9, ts=1), out)
+        assert out == []
+        table.request(req(tid=10, ts=1 + table.timeout_ns + 1), out)
+        table.expire(1 + table.timeout_ns + 1, out)
         assert [(t.status, t.request, t.tid) for t in out] == [("unmatched", None, 9)]
+
+    def test_late_request_claims_earlier_response(self, table) -> None:
+        """A request decoded after its response (the other direction lagged) still pairs with it."""
+        out: list = []
+        table.response(rsp(tid=3, ts=20), out)
+        table.request(req(tid=3, ts=10), out)
+        assert [(t.status, t.latency_ns) for t in out] == [("ok", 10)]
 
     def test_duplicate_response(self, table) -> None:
         """A second response to an answered key is a duplicate and carries the first one."""

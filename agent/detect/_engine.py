@@ -1,0 +1,296 @@
+"""The detection engine: a pipeline sink that turns events into findings.
+
+    engine = Engine(DetectConfig(), baseline=None, learn_ns=None)
+    pipe = Pipeline([engine], PipelineConfig(ring_frames=64))
+    ... pipe.feed(...) ...; pipe.finish(); engine.finish()
+    for finding in engine.drain(): ...        # new revisions, in order
+
+Rule 1 (sans-I/O): time comes from the events; no clock, no I/O, no logging
+per packet.  Rule 2: the hot path is table dispatch -- per request or
+response one dict lookup by function code, per transaction one by status,
+then the few families that want every transaction (see :mod:`._family`).
+
+Modes: ``plain`` (no baseline: policy and behavioural detectors), ``learning``
+(the first ``learn_ns`` of capture time feed a :class:`Learner`) and
+``protect`` (against a :class:`Baseline`, loaded or just learned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from otsentry.agent.detect._aggregate import Aggregator, Hit
+from otsentry.agent.detect._config import DetectConfig
+from otsentry.agent.detect._pcap import pcap_slice
+from otsentry.agent.detect._registry import FAMILIES, catalogue
+from otsentry.agent.detect._state import BoundedMap
+from otsentry.common.errors import ConfigError
+from otsentry.common.finding import AssetRef, Finding, Flow as FlowRef, Severity
+
+__all__ = ["Engine"]
+
+_TICK_NS = 1_000_000_000
+_POLLS_FOR_MASTER = 3
+
+
+class Engine:
+    """Runs every enabled detector family on the pipeline's output (see the module docstring).
+
+    Args:
+        config: detection settings.
+        baseline: protect against this learned baseline (None: no baseline).
+        learn_ns: learn for this much capture time first, then protect.
+        scope: the agent's identity, mixed into finding ids.
+        agent_clock: ``f(capture_ns) -> agent_ns`` for the agent time of revisions; the
+            default (replay) uses the capture time.
+        asset_name: ``f(ip) -> name`` from the inventory, "" when unknown.
+        live: frame numbers are live capture offsets rather than file frame numbers.
+
+    Attributes:
+        findings: latest revision of every finding, by id.
+        tables: every bounded per-key table (for eviction reports).
+        suppressed: hits dropped by suppress rules, per detector.
+    """
+
+    def __init__(self, config: DetectConfig | None = None, baseline: Any = None,
+                 learn_ns: int | None = None, scope: str = "",
+                 agent_clock: Callable[[int], int] | None = None,
+                 asset_name: Callable[[str], str] | None = None, live: bool = False) -> None:
+        from otsentry.agent.detect._baseline import Learner
+
+        self.config = cfg = config or DetectConfig()
+        self.entries = catalogue()
+        _check_config(cfg, self.entries)
+        self.baseline = baseline
+        self.learn_ns = learn_ns
+        self.learner = Learner(cfg.max_keys * 5) if learn_ns is not None else None
+        self.mode = "learning" if learn_ns is not None else ("protect" if baseline else "plain")
+        self.asset_name = asset_name or (lambda ip: "")
+        self.tables: list[BoundedMap] = []
+        self.suppressed: dict[str, int] = {}
+        self.agg = Aggregator(cfg.window_ns, cfg.revision_interval_ns, cfg.max_new_per_window,
+                              cfg.max_keys, scope, agent_clock or (lambda ts: ts), live)
+        self.findings: dict[str, Finding] = {}
+        self.polls = self._table("polls")
+        self.hosts = self._table("hosts")
+        self._flows = self._table("flows")
+        self.families = [family(self) for family in FAMILIES]
+        self.start_ts: int | None = None
+        self.last_ts = 0
+        self._next_tick = 0
+        self._reported_evictions = 0
+        self._bind()
+
+    def _table(self, name: str) -> BoundedMap:
+        m: BoundedMap = BoundedMap(self.config.max_keys, f"engine.{name}")
+        self.tables.append(m)
+        return m
+
+    def _bind(self) -> None:
+        """Build the dispatch tables for the current mode."""
+        self._req: dict[int, list] = {}
+        self._rsp: dict[int, list] = {}
+        self._ev: dict[str, list] = {}
+        self._status: dict[str, list] = {}
+        self._every: list = []
+        self._new_flow: list = []
+        self._tick: list = []
+        for fam in self.families:
+            if self.mode not in fam.MODES:
+                continue
+            for table, spec in ((self._req, fam.REQUESTS), (self._rsp, fam.RESPONSES),
+                                (self._ev, fam.EVENTS), (self._status, fam.STATUSES)):
+                for key, method in spec.items():
+                    table.setdefault(key, []).append(getattr(fam, method))
+            for hooks, name in ((self._every, fam.EVERY_TX), (self._new_flow, fam.NEW_FLOW),
+                                (self._tick, fam.TICK)):
+                if name:
+                    hooks.append(getattr(fam, name))
+        if self.learner is not None and self.mode == "learning":
+            self._every.append(self.learner.transaction)
+
+    # --- the sink ---------------------------------------------------------------------------
+
+    def __call__(self, flow: Any, events: list, txs: list) -> None:
+        ts = events[0].ts if events else (txs[0].first.ts if txs else self.last_ts)
+        if ts >= self._next_tick:
+            self._on_tick(ts)
+        if flow is not None and flow.id not in self._flows:
+            self._flows.get_or_make(flow.id, lambda: True)
+            for hook in self._new_flow:
+                hook(flow, ts)
+        req, rsp, ev = self._req, self._rsp, self._ev
+        for e in events:
+            if e.KIND == "message":
+                hooks = (req if e.is_request else rsp).get(e.fc)
+            else:
+                hooks = ev.get(e.KIND)
+            if hooks:
+                for hook in hooks:
+                    hook(e, flow)
+        if txs:
+            self._transactions(txs)
+
+    def _transactions(self, txs: list) -> None:
+        status, every, polls = self._status, self._every, self.polls
+        for tx in txs:
+            hooks = status.get(tx.status)
+            if hooks:
+                for hook in hooks:
+                    hook(tx)
+            for hook in every:
+                hook(tx)
+            flow = tx.flow
+            if tx.status == "ok" and tx.fc <= 4:
+                key = (flow.client, flow.server)
+                polls[key] = polls.get(key, 0) + 1
+            if flow.client not in self.hosts:
+                self.hosts.get_or_make(flow.client, lambda: True)
+
+    def _on_tick(self, ts: int) -> None:
+        self._next_tick = ts + _TICK_NS
+        self.last_ts = max(self.last_ts, ts)
+        if self.start_ts is None:
+            self.start_ts = ts
+        if self.mode == "learning" and ts - self.start_ts >= self.learn_ns:  # type: ignore[operator]
+            self.protect(self.learner.baseline())  # type: ignore[union-attr]
+        for hook in self._tick:
+            hook(ts)
+        self._meta(ts)
+        self.agg.flush(ts)
+
+    def protect(self, baseline: Any) -> None:
+        """Switch to protecting against ``baseline`` (the end of learning)."""
+        self.baseline = baseline
+        self.mode = "protect"
+        self._bind()
+        for fam in self.families:
+            hook = getattr(fam, "on_protect", None)
+            if hook is not None:
+                hook(baseline)
+
+    # --- hits ---------------------------------------------------------------------------------
+
+    def report(self, kind: str, key: tuple, ts: int, flow: Any, summary: str, *,
+               unit: int | None = None, fc: int | None = None, addresses: tuple = (),
+               values: tuple = (), frames: tuple = (), details: dict[str, str] | None = None,
+               client: str | None = None, server: str | None = None,
+               severity: Severity | None = None, add: int = 1) -> None:
+        """Record one occurrence of detector ``kind`` for aggregation ``key``.
+
+        Args:
+            flow: the pipeline flow (for endpoints, MACs and the pcap ring), or None.
+            summary: one sentence for a shift operator.
+            client, server: endpoint addresses when there is no flow.
+            severity: this occurrence's severity, when the detector grades it itself.
+            add: occurrences this hit stands for.
+        """
+        cfg = self.config
+        if kind in cfg.disable:
+            return
+        entry = self.entries[kind]
+        client = client if client is not None else (flow.client if flow is not None else "")
+        server = server if server is not None else (flow.server if flow is not None else "")
+        sev = self._severity(entry, severity, client, server)
+        for rule in cfg.suppress:
+            if rule.matches(kind, client, server, unit, fc, tuple(addresses)):
+                self.suppressed[kind] = self.suppressed.get(kind, 0) + add
+                return
+        if sev < cfg.min_severity:
+            return
+        evidence = {"flow": _flow_ref(flow), "unit": unit, "fc": fc, "addresses": addresses,
+                    "values": values, "details": details}
+        ring = flow.ring if flow is not None else None
+        pcap = (lambda: pcap_slice(ring)) if ring else None
+        self.agg.hit(Hit(entry, key, ts, sev, summary, self._assets(flow, client, server),
+                         evidence, frames, pcap, add))
+
+    def _severity(self, entry: Any, severity: Severity | None, client: str, server: str) -> Severity:
+        configured = self.config.severity.get(entry.id)
+        if configured is not None:
+            return configured
+        sev = severity if severity is not None else entry.severity
+        if entry.context:
+            sev = entry.context.get(self.context_of(client, server), sev)
+        return sev
+
+    def context_of(self, client: str, server: str) -> str:
+        """``learned-master``, ``new-host`` or "" for a client talking to a server."""
+        if self.mode == "protect" and self.baseline is not None:
+            if self.baseline.is_master_of(client, server):
+                return "learned-master"
+            return "" if self.baseline.knows_host(client) else "new-host"
+        if self.polls.get((client, server), 0) >= _POLLS_FOR_MASTER:
+            return "learned-master"
+        return "" if client in self.hosts else "new-host"
+
+    def _assets(self, flow: Any, client: str, server: str) -> tuple[AssetRef, ...]:
+        name = self.asset_name
+        if flow is None:
+            return tuple(AssetRef(ip=ip, name=name(ip), role=role)
+                         for ip, role in ((client, "client"), (server, "server")) if ip)
+        return (AssetRef(ip=flow.client, mac=flow.client_mac or "", vlan=flow.vlan,
+                         name=name(flow.client), role="client"),
+                AssetRef(ip=flow.server, mac=flow.server_mac or "", vlan=flow.vlan,
+                         name=name(flow.server), role="server"))
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def _meta(self, ts: int) -> None:
+        """Report losses: rate-limited hits and evicted detector state (principle 4)."""
+        for kind, n in self.agg.dropped.items():
+            self.report("detect.rate-limited", (kind,), ts, None,
+                        f"{n} further '{kind}' findings were rate limited and counted only.",
+                        details={"detector": kind, "dropped": str(n)}, add=n)
+        self.agg.dropped.clear()
+        evicted = sum(t.evicted for t in self.tables)
+        if evicted > self._reported_evictions:
+            names = {t.name: str(t.evicted) for t in self.tables if t.evicted}
+            self.report("detect.state-evicted", (), ts, None,
+                        f"Detector memory was full: {evicted} tracked keys were dropped, "
+                        "so some behaviour may have gone unseen.",
+                        details=names, add=evicted - self._reported_evictions)
+            self._reported_evictions = evicted
+
+    def finish(self, ts: int | None = None) -> None:
+        """End of input: finish learning if still learning, emit every held-back update."""
+        end = ts if ts is not None else self.last_ts
+        if self.mode == "learning" and self.learner is not None:
+            self.baseline = self.learner.baseline()
+        self._meta(end)
+        self.agg.flush(None)
+
+    def drain(self) -> list[Finding]:
+        """The revisions made since the last call, oldest first."""
+        out = self.agg.out
+        self.agg.out = []
+        for f in out:
+            self.findings[f.id] = f
+        return out
+
+
+def _flow_ref(flow: Any) -> FlowRef | None:
+    if flow is None:
+        return None
+    return FlowRef(flow.client, flow.client_port, flow.server, flow.server_port, flow.vlan)
+
+
+def _check_config(cfg: DetectConfig, entries: dict) -> None:
+    """Every detector id and knob named in the config must exist, with the default's type."""
+    for where, ids in (("detect.disable", cfg.disable), ("detect.severity", cfg.severity),
+                       ("detect.knobs", cfg.knobs)):
+        for kind in ids:
+            if kind not in entries:
+                raise ConfigError(cfg.path, f'{where}."{kind}"',
+                                  "a detector id listed in docs/detections.md")
+    for kind, knobs in cfg.knobs.items():
+        for name, value in knobs.items():
+            knob = entries[kind].knobs.get(name)
+            if knob is None:
+                raise ConfigError(cfg.path, f'detect.knobs."{kind}".{name}',
+                                  "one of " + ", ".join(entries[kind].knobs) or "no knobs")
+            if type(value) is not type(knob.default) and not (
+                    isinstance(knob.default, float) and type(value) is int):
+                raise ConfigError(cfg.path, f'detect.knobs."{kind}".{name}',
+                                  f"a {type(knob.default).__name__} like {knob.default!r}")

@@ -1,0 +1,88 @@
+"""Catalogue entries: what a detector is called, how bad it is, which ATT&CK ids it maps to.
+
+An :class:`Entry` is pure data.  Each detector family module declares its
+entries next to its code; :mod:`.catalogue` gathers them into one table and
+renders ``docs/detections.md`` from it, so the documentation and the code
+never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from otsentry.common.finding import Severity
+
+__all__ = ["Entry", "Knob", "TECHNIQUES", "TECHNIQUE_ALIASES", "CONTEXTS"]
+
+#: MITRE ATT&CK for ICS v18.1 technique ids used by the catalogue, with their names.
+#: A test checks every id and name against MITRE's STIX bundle (sha256 pinned).
+TECHNIQUES: Final[dict[str, str]] = {
+    "T0803": "Block Command Message",
+    "T0804": "Block Reporting Message",
+    "T0806": "Brute Force I/O",
+    "T0814": "Denial of Service",
+    "T0816": "Device Restart/Shutdown",
+    "T0829": "Loss of View",
+    "T0830": "Adversary-in-the-Middle",
+    "T0831": "Manipulation of Control",
+    "T0836": "Modify Parameter",
+    "T0843": "Program Download",
+    "T0845": "Program Upload",
+    "T0846": "Remote System Discovery",
+    "T0848": "Rogue Master",
+    "T0855": "Unauthorized Command Message",
+    "T0856": "Spoof Reporting Message",
+    "T0858": "Change Operating Mode",
+    "T0861": "Point & Tag Identification",
+    "T0869": "Standard Application Layer Protocol",
+    "T0872": "Indicator Removal on Host",
+    "T0885": "Commonly Used Port",
+    "T0888": "Remote System Information Discovery",
+}
+
+#: Old technique id -> current id, for techniques MITRE revoked or renumbered.  Empty in
+#: v18.1 (no technique is revoked); findings always carry the current id.
+TECHNIQUE_ALIASES: Final[dict[str, str]] = {}
+
+#: The contexts a hit can be seen in, and what they mean (see ``Entry.context``).
+CONTEXTS: Final[dict[str, str]] = {
+    "learned-master": "the client polls this server in the baseline (or, while learning "
+                      "or without a baseline, was seen polling it before)",
+    "new-host": "the client is in no baseline and was never seen before this message",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    """One tunable of a detector: its default and what it changes."""
+
+    default: object
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One detector in the catalogue.
+
+    Attributes:
+        id: stable detector id, also the finding ``kind`` (``family.name``).
+        name: short title for people.
+        severity: default severity.
+        techniques: ATT&CK for ICS technique ids (current ids; see :data:`TECHNIQUES`).
+        description: what it detects and why it matters, in plain words.
+        knobs: name -> :class:`Knob`; set in the config under ``[detect.knobs."<id>"]``.
+        context: severity to use instead of the default in a context of :data:`CONTEXTS`.
+        escalate_at: a finding aggregating this many occurrences rises one severity step.
+        needs_baseline: fires only when protecting against a learned baseline.
+    """
+
+    id: str
+    name: str
+    severity: Severity
+    techniques: tuple[str, ...]
+    description: str
+    knobs: dict[str, Knob] = field(default_factory=dict)
+    context: dict[str, Severity] = field(default_factory=dict)
+    escalate_at: int | None = None
+    needs_baseline: bool = False

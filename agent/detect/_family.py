@@ -1,0 +1,65 @@
+"""The contract of a detector family: entries, hooks by table, knobs.
+
+A family is a class whose class attributes say which inputs it wants; the
+engine binds them into dispatch tables (STYLE rule 4), so adding a detector
+never adds a branch to the hot path:
+
+- ``REQUESTS``: function code -> method name, called with ``(msg, flow)`` for
+  every request message of that code;
+- ``RESPONSES``: likewise for responses (exceptions included, under their code);
+- ``EVENTS``: event KIND (``malformed``, ``not-modbus``, ``violation``, ``gap``)
+  -> method name, called with ``(event, flow)``;
+- ``STATUSES``: transaction status -> method name, called with ``(tx)``;
+- ``EVERY_TX``: method name called with ``(tx)`` for every transaction;
+- ``NEW_FLOW``: method name called with ``(flow, ts)`` the first time a flow is seen;
+- ``TICK``: method name called with ``(ts)`` once a second of capture time.
+
+``MODES`` says when the hooks run: ``plain`` (no baseline), ``learning``,
+``protect``.  Knobs are read from ``self.knob(entry_id, name)``: the config's
+value, else the catalogue default.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from otsentry.agent.detect._entry import Entry
+from otsentry.agent.detect._state import BoundedMap
+
+if TYPE_CHECKING:
+    from otsentry.agent.detect._engine import Engine
+
+__all__ = ["Family", "ALL_MODES"]
+
+ALL_MODES = frozenset({"plain", "learning", "protect"})
+
+
+class Family:
+    """Base of every detector family (see the module docstring)."""
+
+    ENTRIES: ClassVar[tuple[Entry, ...]] = ()
+    MODES: ClassVar[frozenset[str]] = ALL_MODES
+    REQUESTS: ClassVar[dict[int, str]] = {}
+    RESPONSES: ClassVar[dict[int, str]] = {}
+    EVENTS: ClassVar[dict[str, str]] = {}
+    STATUSES: ClassVar[dict[str, str]] = {}
+    EVERY_TX: ClassVar[str | None] = None
+    NEW_FLOW: ClassVar[str | None] = None
+    TICK: ClassVar[str | None] = None
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.report = engine.report
+        self._knobs: dict[str, dict[str, Any]] = {
+            e.id: {**{k: v.default for k, v in e.knobs.items()}, **engine.config.knobs.get(e.id, {})}
+            for e in self.ENTRIES}
+
+    def knob(self, entry_id: str, name: str) -> Any:
+        """The value of knob ``name`` of detector ``entry_id``."""
+        return self._knobs[entry_id][name]
+
+    def table(self, name: str) -> BoundedMap:
+        """A new bounded per-key table, registered with the engine for eviction reports."""
+        m: BoundedMap = BoundedMap(self.engine.config.max_keys, f"{type(self).__name__}.{name}")
+        self.engine.tables.append(m)
+        return m

@@ -1,0 +1,109 @@
+"""Bounded per-key state for detectors.
+
+Rule (DESIGN principle 4): whatever an attacker sends, detector memory stays
+bounded.  Every per-key table is a :class:`BoundedMap`: a dict with a cap that
+evicts its least recently created keys and counts the evictions, which the
+engine reports as a finding (nothing is lost silently).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["BoundedMap", "Window", "Bucket"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedMap(dict, Generic[K, V]):  # type: ignore[type-arg]
+    """A dict holding at most ``cap`` keys; inserting into a full map drops the oldest tenth.
+
+    Attributes:
+        cap: the bound.
+        evicted: keys dropped so far.
+        name: what the map holds, for the eviction report.
+    """
+
+    __slots__ = ("cap", "evicted", "name")
+
+    def __init__(self, cap: int, name: str) -> None:
+        super().__init__()
+        self.cap = cap
+        self.evicted = 0
+        self.name = name
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        """The value of ``key``, created with ``make()`` (evicting when full) if missing."""
+        value = self.get(key)
+        if value is None:
+            if len(self) >= self.cap:
+                self._evict()
+            value = self[key] = make()
+        return value
+
+    def _evict(self) -> None:
+        drop = max(1, self.cap // 10)
+        for key in list(self)[:drop]:
+            del self[key]
+        self.evicted += drop
+
+
+class Window:
+    """Distinct items seen in a sliding window of capture time (bounded).
+
+    ``add(ts, item)`` records an occurrence and returns how many distinct items
+    were seen in the last ``span_ns``.  At most ``cap`` items are kept (the least
+    recent go first), so the count saturates at ``cap``.
+    """
+
+    __slots__ = ("span_ns", "cap", "items", "oldest")
+
+    def __init__(self, span_ns: int, cap: int = 1024) -> None:
+        self.span_ns = span_ns
+        self.cap = cap
+        self.items: dict[Any, int] = {}
+        self.oldest = 0
+
+    def add(self, ts: int, item: Any) -> int:
+        """Record ``item`` at ``ts``; return the number of distinct items in the window."""
+        items = self.items
+        if ts - self.oldest > self.span_ns and items:
+            limit = ts - self.span_ns
+            for old in [i for i, t in items.items() if t < limit]:
+                del items[old]
+            self.oldest = min(items.values(), default=ts)
+        if item in items:
+            del items[item]  # insertion order = recency order
+        elif len(items) >= self.cap:
+            del items[next(iter(items))]
+        elif not items:
+            self.oldest = ts
+        items[item] = ts
+        return len(items)
+
+
+class Bucket:
+    """Occurrences in tumbling windows of capture time: cheap rate counting.
+
+    ``hit(ts)`` returns the count in the current window, which restarts when
+    ``span_ns`` has passed since it began.  A burst that straddles two windows is
+    seen at half strength at worst; thresholds are set with that in mind.
+    """
+
+    __slots__ = ("span_ns", "start", "n", "total")
+
+    def __init__(self, span_ns: int) -> None:
+        self.span_ns = span_ns
+        self.start = 0
+        self.n = 0
+        self.total = 0
+
+    def hit(self, ts: int, add: int = 1) -> int:
+        """Count ``add`` occurrences at ``ts``; return the count of the current window."""
+        if ts - self.start >= self.span_ns:
+            self.start = ts
+            self.n = 0
+        self.n += add
+        return self.n

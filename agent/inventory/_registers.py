@@ -1,0 +1,314 @@
+"""The register map of one device: per table, the ranges used and the values seen.
+
+Tables: ``coils``, ``discrete_inputs``, ``holding_registers``, ``input_registers``
+and ``file_records/<file number>`` (counts only).  Addresses are 0-based, as on
+the wire; :func:`modicon_ref` gives the 1-based reference (``400001``) beside them.
+
+Cost and bounds (per table, see :class:`Limits`): at most ``max_ranges``
+(kind, address, quantity) ranges, ``max_registers`` addresses with values and
+``max_clients_per_range`` clients per range; what does not fit is counted in
+``dropped``, never stored.  A read whose values equal the range's previous read
+costs one tuple comparison: polling of unchanged values does no per-register
+work.  Type evidence for 32-bit pairs is taken from at most
+:data:`~._types.MAX_PAIR_SAMPLES` changed samples per pair.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from otsentry.agent.inventory._types import (
+    PairStats,
+    analyse_pairs,
+    choose_pairs,
+    guess_single,
+    interpret,
+)
+from otsentry.agent.modbus import events as _events
+
+__all__ = ["RegisterTable", "Register", "RangeStat", "modicon_ref", "TABLES", "BIT_TABLES"]
+
+TABLES: Final = ("coils", "discrete_inputs", "input_registers", "holding_registers")
+BIT_TABLES: Final = frozenset({"coils", "discrete_inputs"})
+#: First digit of the 1-based Modicon reference of each table.
+_REF_DIGIT: Final = {"coils": 0, "discrete_inputs": 1, "input_registers": 3,
+                     "holding_registers": 4}
+READ, WRITE = 0, 1
+_KIND_NAMES: Final = ("read", "write")
+
+
+def modicon_ref(table: str, address: int) -> str | None:
+    """The 1-based Modicon reference of a 0-based address: ``holding_registers``, 0 -> ``400001``.
+
+    Six digits (``4xxxxx``) so every address 0-65535 has one; None for file records.
+    """
+    digit = _REF_DIGIT.get(table)
+    return None if digit is None else f"{digit}{address + 1:05d}"
+
+
+class Register:
+    """Values seen at one address: last value, when it last changed, unsigned and signed range."""
+
+    __slots__ = ("last", "changed_ts", "umin", "umax", "smin", "smax", "changes")
+
+    def __init__(self, value: int, ts: int) -> None:
+        self.last = value
+        self.changed_ts = ts
+        self.umin = self.umax = value
+        s = value - 0x10000 if value >= 0x8000 else value
+        self.smin = self.smax = s
+        self.changes = 0
+
+    def update(self, value: int, ts: int) -> None:
+        if value == self.last:
+            return
+        self.last = value
+        self.changed_ts = ts
+        self.changes += 1
+        if value < self.umin:
+            self.umin = value
+        elif value > self.umax:
+            self.umax = value
+        s = value - 0x10000 if value >= 0x8000 else value
+        if s < self.smin:
+            self.smin = s
+        elif s > self.smax:
+            self.smax = s
+
+    def to_state(self) -> list[int]:
+        return [self.last, self.changed_ts, self.umin, self.umax, self.smin, self.smax,
+                self.changes]
+
+    @classmethod
+    def from_state(cls, s: list[int]) -> Register:
+        r = cls(s[0], s[1])
+        r.last, r.changed_ts, r.umin, r.umax, r.smin, r.smax, r.changes = s
+        return r
+
+
+class RangeStat:
+    """One range read or written: how often, by which clients, its last values."""
+
+    __slots__ = ("count", "first_ts", "last_ts", "clients", "last")
+
+    def __init__(self, ts: int) -> None:
+        self.count = 0
+        self.first_ts = self.last_ts = ts
+        #: client asset id -> [count, first_ts, last_ts]
+        self.clients: dict[str, list[int]] = {}
+        self.last: Any = None
+
+    def to_state(self) -> list[Any]:
+        last = self.last.hex() if isinstance(self.last, bytes) else self.last
+        return [self.count, self.first_ts, self.last_ts, self.clients,
+                [type(self.last).__name__, last]]
+
+    @classmethod
+    def from_state(cls, s: list[Any]) -> RangeStat:
+        r = cls(s[1])
+        r.count, r.first_ts, r.last_ts, r.clients = s[0], s[1], s[2], s[3]
+        kind, last = s[4]
+        r.last = bytes.fromhex(last) if kind == "bytes" else tuple(last) if kind == "tuple" else last
+        return r
+
+
+class RegisterTable:
+    """Ranges and values of one table of one device."""
+
+    __slots__ = ("name", "limits", "ranges", "registers", "pairs", "dropped")
+
+    def __init__(self, name: str, limits: Any) -> None:
+        self.name = name
+        self.limits = limits
+        self.ranges: dict[tuple[int, int, int], RangeStat] = {}
+        self.registers: dict[int, Register] = {}
+        self.pairs: dict[int, PairStats] = {}
+        #: what did not fit: {"ranges": n, "registers": n, "clients": n, "pairs": n}
+        self.dropped: dict[str, int] = {}
+
+    def _drop(self, what: str, n: int = 1) -> None:
+        self.dropped[what] = self.dropped.get(what, 0) + n
+
+    def _range(self, kind: int, address: int, quantity: int, client: str,
+               ts: int) -> RangeStat | None:
+        key = (kind, address, quantity)
+        r = self.ranges.get(key)
+        if r is None:
+            if len(self.ranges) >= self.limits.max_ranges:
+                self._drop("ranges")
+                return None
+            self.ranges[key] = r = RangeStat(ts)
+        r.count += 1
+        if ts > r.last_ts:
+            r.last_ts = ts
+        c = r.clients.get(client)
+        if c is None:
+            if len(r.clients) >= self.limits.max_clients_per_range:
+                self._drop("clients")
+            else:
+                r.clients[client] = [1, ts, ts]
+        else:
+            c[0] += 1
+            if ts > c[2]:
+                c[2] = ts
+        return r
+
+    def read(self, address: int, values: Any, client: str, ts: int) -> None:
+        """A read of ``values`` (a register tuple, or 0/1 bits as a tuple) at ``address``."""
+        r = self._range(READ, address, len(values), client, ts)
+        if r is None or values == r.last:
+            return
+        old, r.last = r.last, values
+        self._values(address, values, old, ts)
+
+    def read_bits(self, address: int, quantity: int, packed: bytes, client: str, ts: int) -> None:
+        """A read of ``quantity`` coils or inputs, ``packed`` 8 per byte as on the wire."""
+        r = self._range(READ, address, quantity, client, ts)
+        if r is None or packed == r.last:
+            return
+        r.last = packed
+        self._values(address, tuple(_events.unpack_bits(packed, quantity)), None, ts)
+
+    def write(self, address: int, quantity: int, values: Any, client: str, ts: int,
+              confirmed: bool) -> None:
+        """A write request; its values are applied when the server ``confirmed`` it."""
+        r = self._range(WRITE, address, quantity, client, ts)
+        if r is not None and values is not None:
+            r.last = values
+        if confirmed and values is not None:
+            self._values(address, values, None, ts)
+
+    def count_only(self, kind: int, address: int, quantity: int, client: str, ts: int) -> None:
+        """A read or write whose values are not tracked (file records)."""
+        self._range(kind, address, quantity, client, ts)
+
+    def _values(self, address: int, values: Any, old: Any, ts: int) -> None:
+        regs = self.registers
+        same_len = old is not None and len(old) == len(values)
+        for k, v in enumerate(values):
+            if same_len and old[k] == v:
+                continue
+            reg = regs.get(address + k)
+            if reg is None:
+                if len(regs) >= self.limits.max_registers:
+                    self._drop("registers")
+                    continue
+                regs[address + k] = Register(v, ts)
+            else:
+                reg.update(v, ts)
+        if self.name not in ("coils", "discrete_inputs") and len(values) > 1:
+            dropped = analyse_pairs(self.pairs, address, values, self.limits.max_registers)
+            if dropped:
+                self._drop("pairs", dropped)
+
+    def value(self, address: int) -> int | None:
+        """The last value at ``address`` (for mask writes), or None."""
+        reg = self.registers.get(address)
+        return None if reg is None else reg.last
+
+    # --- state and output -----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "ranges": [[*k, r.to_state()] for k, r in self.ranges.items()],
+            "registers": [[a, r.to_state()] for a, r in self.registers.items()],
+            "pairs": [[a, p.to_state()] for a, p in self.pairs.items()],
+            "dropped": self.dropped,
+        }
+
+    @classmethod
+    def from_state(cls, name: str, limits: Any, s: dict[str, Any]) -> RegisterTable:
+        t = cls(name, limits)
+        t.ranges = {(k, a, q): RangeStat.from_state(r) for k, a, q, r in s["ranges"]}
+        t.registers = {a: Register.from_state(r) for a, r in s["registers"]}
+        t.pairs = {a: PairStats.from_state(p) for a, p in s["pairs"]}
+        t.dropped = dict(s["dropped"])
+        return t
+
+    def to_dict(self, user: Any = None) -> dict[str, Any]:
+        """Ranges and register entries (types guessed or from the user map), as JSON values.
+
+        Args:
+            user: a callable ``(table, address) -> RegisterSpec | None`` (user map lookup).
+        """
+        return {"ranges": self._ranges_dict(),
+                "registers": self._registers_dict(user),
+                "dropped": dict(sorted(self.dropped.items()))}
+
+    def _ranges_dict(self) -> list[dict[str, Any]]:
+        out = []
+        for (kind, addr, qty), r in sorted(self.ranges.items()):
+            out.append({"kind": _KIND_NAMES[kind], "address": addr, "quantity": qty,
+                        "ref": modicon_ref(self.name, addr), "count": r.count,
+                        "first_seen": r.first_ts, "last_seen": r.last_ts,
+                        "clients": {c: {"count": v[0], "first_seen": v[1], "last_seen": v[2]}
+                                    for c, v in sorted(r.clients.items())}})
+        return out
+
+    def _seen(self) -> dict[int, int]:
+        """Per address, the last capture time a read or confirmed value covered it."""
+        seen: dict[int, int] = {}
+        for (kind, addr, qty), r in self.ranges.items():
+            for a in range(addr, addr + qty):
+                if a in self.registers and seen.get(a, 0) < r.last_ts:
+                    seen[a] = r.last_ts
+        return seen
+
+    def _registers_dict(self, user: Any) -> list[dict[str, Any]]:
+        regs = self.registers
+        bits = self.name in BIT_TABLES
+        pairs = {} if bits else choose_pairs(
+            {a: d for a, p in self.pairs.items() if (d := p.decision()) is not None
+             and a + 1 in regs})
+        specs = {a: user(self.name, a) for a in regs} if user is not None else {}
+        seen = self._seen()
+        out: list[dict[str, Any]] = []
+        skip = -1
+        for a in sorted(regs):
+            if a == skip:
+                continue
+            entry, width = self._entry(a, bits, pairs.get(a), specs.get(a), seen)
+            if width == 2:
+                skip = a + 1
+            out.append(entry)
+        return out
+
+    def _entry(self, a: int, bits: bool, pair: tuple[str, str] | None, spec: Any,
+               seen: dict[int, int]) -> tuple[dict[str, Any], int]:
+        reg = self.registers[a]
+        e: dict[str, Any] = {"address": a, "ref": modicon_ref(self.name, a)}
+        if spec is not None:
+            kind, order, source = spec.type or "u16", spec.word_order, "user"
+        elif bits:
+            kind, order, source = "bool", "big", "wire"
+        elif pair is not None:
+            kind, order, source = pair[0], pair[1], "guess"
+        else:
+            kind, order, source = guess_single(reg.umin, reg.umax, reg.smin, reg.smax), "big", "guess"
+        width = 2 if kind in ("u32", "i32", "float32") and a + 1 in self.registers else 1
+        words = (reg.last,) if width == 1 else (reg.last, self.registers[a + 1].last)
+        e.update(type=kind, source=source, registers=width)
+        if width == 2:
+            e["word_order"] = order
+        e["raw"] = list(words)
+        e["value"] = interpret(kind, order, words)
+        e.update(self._value_range(a, kind, order, width, reg))
+        e["changes"] = reg.changes if width == 1 else reg.changes + self.registers[a + 1].changes
+        e["changed"] = max(reg.changed_ts, self.registers[a + 1].changed_ts) if width == 2 \
+            else reg.changed_ts
+        e["last_seen"] = max(seen.get(a, 0), e["changed"])
+        if spec is not None:
+            e.update(spec.describe(e["value"]))
+        return e, width
+
+    def _value_range(self, a: int, kind: str, order: str, width: int,
+                     reg: Register) -> dict[str, Any]:
+        if width == 1:
+            if kind == "i16":
+                return {"min": reg.smin, "max": reg.smax}
+            return {"min": reg.umin, "max": reg.umax}
+        p = self.pairs.get(a)
+        if p is None:
+            return {"min": None, "max": None}
+        lo, hi = p.value_range(kind, order)
+        return {"min": lo, "max": hi}

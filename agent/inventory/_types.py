@@ -1,0 +1,219 @@
+"""Type guesses for registers: bool, u16/i16, and 32-bit pairs by plausibility.
+
+Passive monitoring never sees the PLC's tag table, so the inventory guesses
+how registers are meant, from the values it sees:
+
+- single registers: ``bool`` when only 0 and 1 were seen; ``i16`` when the
+  values read as signed span less than read as unsigned (e.g. 0xFFFF and 1:
+  -1 and 1), or a constant value at or above 0xF000 (a small negative);
+  ``u16`` otherwise.
+- pairs of adjacent registers read in the same response, in both word
+  orders: ``big`` (ABCD, the first register holds the high word, the Modbus
+  convention) and ``little`` (CDAB, word-swapped, common on PLCs):
+
+  - ``float32`` when every informative sample is finite with
+    1e-4 <= |x| <= 1e7 (physical values);
+  - ``i32``/``u32`` when every sample lies within +-1e9 and at least one
+    needs the high word (it is neither 0 nor 0xFFFF); ``i32`` once a negative
+    value was seen.
+
+  A sample where both words are 0 says nothing and is skipped.  The wrong word
+  order of a real float puts mantissa bits in the exponent, which soon leaves
+  the plausible range as values change.  Ties go to float32 over integers,
+  to ``big`` over ``little``, and between integer orders to the smaller
+  magnitude.  Overlapping candidates (registers 1-2 against 0-1 and 2-3) are
+  settled by taking the set of non-overlapping pairs with the most evidence.
+
+The guesses are hints for people (and policies written by people), not facts;
+a user map (see :mod:`._usermap`) overrides them.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+__all__ = ["PairStats", "analyse_pairs", "guess_single", "choose_pairs", "interpret",
+           "TYPES", "WORD_ORDERS"]
+
+TYPES: Final = ("bool", "u16", "i16", "u32", "i32", "float32")
+WORD_ORDERS: Final = ("big", "little")
+_FLOAT_MIN: Final = 1e-4
+_FLOAT_MAX: Final = 1e7
+_INT_MAX: Final = 1_000_000_000
+#: Pair evidence is updated from at most this many samples per pair (bounded CPU).
+MAX_PAIR_SAMPLES: Final = 512
+
+
+class PairStats:
+    """Evidence that registers (a, a+1) hold one 32-bit value, per word order.
+
+    ``f``/``i``: samples plausible as float32/int32 per order (index 0 big, 1 little);
+    ``proof``: samples that need the high word as an int; ``neg``: negative ints seen;
+    ``lo``/``hi``: value range seen per interpretation (float order 0/1, int order 0/1).
+    """
+
+    __slots__ = ("n", "f", "i", "proof", "neg", "lo", "hi")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.f = [0, 0]
+        self.i = [0, 0]
+        self.proof = [0, 0]
+        self.neg = [0, 0]
+        self.lo: list[float | None] = [None, None, None, None]
+        self.hi: list[float | None] = [None, None, None, None]
+
+    def to_state(self) -> list[Any]:
+        return [self.n, self.f, self.i, self.proof, self.neg, self.lo, self.hi]
+
+    @classmethod
+    def from_state(cls, s: list[Any]) -> PairStats:
+        p = cls()
+        p.n, p.f, p.i, p.proof, p.neg, p.lo, p.hi = s
+        return p
+
+    def _range(self, k: int, v: float) -> None:
+        lo, hi = self.lo[k], self.hi[k]
+        if lo is None or v < lo:
+            self.lo[k] = v
+        if hi is None or v > hi:
+            self.hi[k] = v
+
+    def decision(self) -> tuple[str, str] | None:
+        """``(type, word_order)`` for the pair, or None when it is not a 32-bit value."""
+        n = self.n
+        if n == 0:
+            return None
+        need = n - n // 20  # tolerate 5% odd samples (a value read mid-update)
+        floats = [o for o in (0, 1) if self.f[o] >= need]
+        if floats:
+            return "float32", WORD_ORDERS[floats[0]]
+        ints = [o for o in (0, 1) if self.i[o] >= need and self.proof[o]]
+        if not ints:
+            return None
+        o = min(ints, key=lambda k: max(abs(self.lo[2 + k] or 0), abs(self.hi[2 + k] or 0)))
+        return ("i32" if self.neg[o] else "u32"), WORD_ORDERS[o]
+
+    def value_range(self, kind: str, order: str) -> tuple[float | None, float | None]:
+        k = (0 if kind == "float32" else 2) + WORD_ORDERS.index(order)
+        return self.lo[k], self.hi[k]
+
+
+def _plausible_float(x: float) -> bool:
+    return _FLOAT_MIN <= abs(x) <= _FLOAT_MAX or x == 0.0
+
+
+def analyse_pairs(pairs: dict[int, PairStats], address: int, values: tuple[int, ...],
+                  cap: int) -> int:
+    """Add one sample of consecutive registers starting at ``address`` to the pair evidence.
+
+    Returns the number of new :class:`PairStats` that could not be created because
+    ``pairs`` already holds ``cap`` entries.
+    """
+    n = len(values)
+    if n < 2:
+        return 0
+    be = struct.pack(f">{n}H", *values)
+    rev = struct.pack(f">{n}H", *reversed(values))
+    fbe = _overlapping(be, "f", n)
+    ibe = _overlapping(be, "i", n)
+    fle = _overlapping(rev, "f", n)[::-1]
+    ile = _overlapping(rev, "i", n)[::-1]
+    dropped = 0
+    for k in range(n - 1):
+        w0, w1 = values[k], values[k + 1]
+        if not (w0 or w1):
+            continue
+        p = pairs.get(address + k)
+        if p is None:
+            if len(pairs) >= cap:
+                dropped += 1
+                continue
+            pairs[address + k] = p = PairStats()
+        elif p.n >= MAX_PAIR_SAMPLES:
+            continue
+        _sample(p, fbe[k], fle[k], ibe[k], ile[k], w0, w1)
+    return dropped
+
+
+def _overlapping(data: bytes, code: str, n: int) -> list:
+    """32-bit values at every 16-bit offset of ``data`` (n-1 of them)."""
+    even = struct.unpack(f">{n // 2}{code}", data[: 4 * (n // 2)])
+    odd = struct.unpack(f">{(n - 1) // 2}{code}", data[2: 2 + 4 * ((n - 1) // 2)])
+    out = [None] * (n - 1)
+    out[0::2] = even[: len(out[0::2])]
+    out[1::2] = odd
+    return out
+
+
+def _sample(p: PairStats, fb: float, fl: float, ib: int, il: int, w0: int, w1: int) -> None:
+    p.n += 1
+    for o, x in ((0, fb), (1, fl)):
+        if _plausible_float(x):
+            p.f[o] += 1
+            p._range(o, x)
+    for o, v, high in ((0, ib, w0), (1, il, w1)):
+        if -_INT_MAX <= v <= _INT_MAX:
+            p.i[o] += 1
+            p._range(2 + o, v)
+            if high not in (0, 0xFFFF):
+                p.proof[o] += 1
+            if v < 0:
+                p.neg[o] += 1
+
+
+def guess_single(umin: int, umax: int, smin: int, smax: int) -> str:
+    """Type of one register from its unsigned and signed value ranges."""
+    if umin >= 0 and umax <= 1 and umax == 1:
+        return "bool"
+    if umax >= 0x8000:
+        if smax - smin < umax - umin or (umin == umax and umin >= 0xF000):
+            return "i16"
+    return "u16"
+
+
+def choose_pairs(decisions: dict[int, tuple[str, str]]) -> dict[int, tuple[str, str]]:
+    """Non-overlapping pairs with the most evidence (floats weigh more than integers).
+
+    ``decisions`` maps a first address to its pair decision; the result keeps a
+    subset where no two pairs share a register.
+    """
+    chosen: dict[int, tuple[str, str]] = {}
+    addrs = sorted(decisions)
+    i = 0
+    while i < len(addrs):
+        # a run of candidates each overlapping the next: solve it by dynamic programming
+        j = i
+        while j + 1 < len(addrs) and addrs[j + 1] == addrs[j] + 1:
+            j += 1
+        chosen.update(_best_run(addrs[i: j + 1], decisions))
+        i = j + 1
+    return chosen
+
+
+def _best_run(run: list[int], decisions: dict[int, tuple[str, str]]) -> dict[int, tuple[str, str]]:
+    weight = {a: (2.0 if decisions[a][0] == "float32" else 1.5) for a in run}
+    best: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]  # best[k]: over run[:k]
+    for k, a in enumerate(run):
+        skip = best[k]
+        take_prev = best[k - 1] if k >= 1 else (0.0, ())
+        take = (take_prev[0] + weight[a], (*take_prev[1], a))
+        best.append(take if take[0] > skip[0] else skip)
+    return {a: decisions[a] for a in best[-1][1]}
+
+
+def interpret(kind: str, order: str, words: tuple[int, ...]) -> float | int | None:
+    """The value of one or two registers read as ``kind`` (``order`` for 32-bit kinds)."""
+    if not words:
+        return None
+    if kind in ("bool", "u16"):
+        return words[0]
+    if kind == "i16":
+        return words[0] - 0x10000 if words[0] >= 0x8000 else words[0]
+    if len(words) < 2:
+        return None
+    hi, lo = (words[0], words[1]) if order == "big" else (words[1], words[0])
+    raw = struct.pack(">HH", hi, lo)
+    code = {"float32": ">f", "i32": ">i", "u32": ">I"}.get(kind)
+    return struct.unpack(code, raw)[0] if code else None
