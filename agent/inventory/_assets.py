@@ -128,8 +128,9 @@ class Device:
         want, seen = q * self.lat_n, 0
         for b in sorted(self.lat_hist):
             seen += self.lat_hist[b]
-            if seen >= want:
-                return 1_000 * 2 ** ((b + 0.5) / _LAT_STEPS)
+            if seen >= want:  # the bucket's middle, within what was really seen
+                mid = 1_000 * 2 ** ((b + 0.5) / _LAT_STEPS)
+                return min(max(mid, self.lat_min or 0), self.lat_max or mid)
         return None
 
     def ok_count(self) -> int:

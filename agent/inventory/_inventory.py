@@ -221,6 +221,8 @@ class Inventory:
                     self._check_role(server, ts)
                 return
         dev.count(fc, status)
+        if status == "ok" and dev.functions[fc][0] == 1 and dev.ok_count() == 1:
+            self._check_role(server, ts)  # a unit answering for the first time: a gateway?
         if ts > dev.last_ts:
             dev.last_ts = ts
         client_id = ctx.client.id
