@@ -54,6 +54,9 @@ _MAX_ADU: Final = 260
 #: Bad headers tolerated on a connection that has never carried a valid ADU.
 MAX_BAD_HEADERS: Final = 3
 _EVIDENCE: Final = 260
+#: Bytes skipped without finding any ADU before a connection picked up midstream is
+#: declared not Modbus.
+_MAX_SKIP_WITHOUT_ADU: Final = 1024
 
 
 class _NeedData:
@@ -344,8 +347,18 @@ class Decoder:
         table = REQUEST_DECODERS if direction == ev.REQUEST else RESPONSE_DECODERS
         fallback = _raw_request if direction == ev.REQUEST else _raw_response
         if d.resync:
+            if self.adus == 0 and d.good == 0 and d.skipped == 0 and d.bad_headers == 0:
+                # A connection picked up midstream may be another protocol on a Modbus port.
+                if len(buf) < 8 and not final:
+                    return 0
+                guess = classify_payload(bytes(buf[:8]))
+                if guess != "unknown":
+                    self._not_modbus(direction, guess, bytes(buf[:8]), ts, frame)
+                    return 0
             found, pos = self._resync(d, buf, 0, final)
             if not found:
+                if self.adus == 0 and d.skipped > _MAX_SKIP_WITHOUT_ADU:
+                    self._not_modbus(direction, "unknown", b"", ts, frame)
                 return pos
         while n - pos >= 8:
             tid, proto, length, unit = _MBAP.unpack_from(buf, pos)
@@ -447,6 +460,11 @@ class Decoder:
                                              bytes(buf[skipped_from:pos][:_EVIDENCE]), ts, frame))
         return n if final else pos
 
+    def _not_modbus(self, direction: ev.Direction, guess: str, sample: bytes, ts: int,
+                    frame: int) -> None:
+        self.not_modbus = guess
+        self._events.append(ev.NotModbus(direction, guess, sample, ts, frame))
+
     def _bad_header(self, direction: ev.Direction, d: _Direction, buf: bytes | bytearray, pos: int,
                     proto: int, ts: int, frame: int) -> bool:
         """Report a bad header; return True when the connection turned out not to be Modbus."""
@@ -457,8 +475,7 @@ class Decoder:
         if self.adus == 0 and d.good == 0:
             guess = classify_payload(raw) if pos == 0 and d.skipped == 0 else "unknown"
             if guess != "unknown" or d.bad_headers >= MAX_BAD_HEADERS:
-                self.not_modbus = guess
-                self._events.append(ev.NotModbus(direction, guess, raw[:64], ts, frame))
+                self._not_modbus(direction, guess, raw, ts, frame)
                 return True
         reason = "bad-protocol-id" if proto != 0 else "bad-length"
         tid, unit, fc = self._header_fields(raw)
