@@ -21,9 +21,9 @@ from scapy.packet import Raw
 
 from otsentry.agent.packet import (
     ACK,
+    LINKTYPES,
     PSH,
     SYN,
-    LINKTYPES,
     PacketParser,
     frame_details,
     ip_text,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
 from otsentry.agent.packet import ACK, FIN, PSH, RST, SYN
 from otsentry.agent.reassembly import (
     MAX_OOO_SEGMENTS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from otsentry.agent.modbus import decode_request, decode_response
 from otsentry.agent.testing import request_pdu, response_pdu
 from otsentry.agent.transactions import TransactionTable

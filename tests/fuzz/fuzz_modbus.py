@@ -56,7 +56,7 @@ def _check(dec: Decoder) -> None:
             event.fields()
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - the atheris entry point
+def TestOneInput(data: bytes) -> None:
     if len(data) < 2:
         return
     options, seed, stream = data[0], data[1], data[2:]

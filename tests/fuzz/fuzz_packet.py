@@ -19,7 +19,7 @@ with atheris.instrument_imports():
 LINK_ORDER = sorted(LINKTYPES) + [147]  # 147 (USER0) stands for an unsupported link type
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - the atheris entry point
+def TestOneInput(data: bytes) -> None:
     if not data:
         return
     linktype = LINK_ORDER[data[0] % len(LINK_ORDER)]

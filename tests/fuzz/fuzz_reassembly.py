@@ -41,7 +41,7 @@ def segments(data: bytes) -> list[tuple[int, int, int, bytes]]:
     return out
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - the atheris entry point
+def TestOneInput(data: bytes) -> None:
     segs = segments(data)
     if not segs:
         return

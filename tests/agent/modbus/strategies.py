@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from otsentry.agent.modbus import spec
 from otsentry.agent.testing import Conversation, Exchange
 
-__all__ = ["exchanges", "streams", "chunkings", "event_key", "u8", "u16"]
+__all__ = ["chunkings", "event_key", "exchanges", "streams", "u8", "u16"]
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

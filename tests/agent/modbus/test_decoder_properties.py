@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from otsentry.agent.modbus import (
@@ -18,26 +18,11 @@ from otsentry.agent.modbus import (
     decode_request,
     decode_response,
 )
-from otsentry.common.errors import MalformedFrame
 from otsentry.agent.testing import Conversation
+from otsentry.common.errors import MalformedFrame
 from tests.agent.modbus.strategies import chunkings, event_key, exchanges, streams
 
 _MAX_ADU = 260
-_BAD_HEADER = ("bad-protocol-id", "bad-length")
-
-
-def _key(e: object) -> tuple:
-    """``event_key``, with the evidence of a bad header cut to the 8 bytes that were judged.
-
-    The decoder currently attaches however many bytes happen to be buffered after a bad
-    header (see ``test_bad_header_evidence_is_chunking_invariant``); everything else about
-    the event must not depend on chunking.
-    """
-    if isinstance(e, Malformed) and e.reason in _BAD_HEADER:
-        return (*event_key(e)[:4], e.raw[:8], e.tid, e.unit, e.fc)
-    if isinstance(e, NotModbus):
-        return ("NotModbus", e.direction, e.protocol, e.sample[:8])
-    return event_key(e)
 
 
 def _feed(dec: Decoder, direction: int, chunks: list[bytes], check_memory: bool = False) -> None:
@@ -56,12 +41,9 @@ def _run(client: list[bytes], server: list[bytes], eof: bool = True) -> list[tup
     if eof:
         dec.eof(REQUEST)
         dec.eof(RESPONSE)
-    # RTU detection looks at the first segment only, so it depends on chunking by design
-    # (see TestRtuDetection); the MBAP properties are checked on runs where it stayed off.
-    assume(not dec.rtu)
     out = []
     while (e := dec.next_event()) is not NEED_DATA:
-        out.append(_key(e))
+        out.append(event_key(e))
     return out
 
 
@@ -105,8 +87,7 @@ class TestChunkingInvariance:
             dec.gap(REQUEST, hole, 0, 0)
             _feed(dec, REQUEST, second)
             dec.eof(REQUEST)
-            assume(not dec.rtu)
-            return [_key(e) for e in dec.take_events()]
+            return [event_key(e) for e in dec.take_events()]
 
         whole = run([before], [after])
         assert sum(k[0] == "Gap" for k in whole) == 1
@@ -121,7 +102,6 @@ class TestChunkingInvariance:
         dec.gap(REQUEST, lost, 0, 0)
         _feed(dec, REQUEST, data.draw(chunkings(stream[lost:])))
         dec.eof(REQUEST)
-        assume(not dec.rtu)
         got = dec.take_events()
         assert isinstance(got[0], Gap)
         assert [type(e) for e in got[1:]] == [type(e) for e in _decoded(ex[1:])]

@@ -23,7 +23,14 @@ from pymodbus.pdu import other_message as pm_other
 from pymodbus.pdu import register_message as pm_reg
 
 from otsentry.agent.modbus import (
-    NEED_DATA, REQUEST, RESPONSE, Decoder, decode_request, decode_response, events, spec,
+    NEED_DATA,
+    REQUEST,
+    RESPONSE,
+    Decoder,
+    decode_request,
+    decode_response,
+    events,
+    spec,
 )
 from otsentry.agent.testing import Conversation
 
