@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
 _MODULES = {
     "enroll": "otsentry.agent.enroll",
     "decode": "otsentry.agent.decode",
+    "inventory": "otsentry.agent.inventory_cmd",
 }
 
 for _name, _module in _MODULES.items():

@@ -12,10 +12,13 @@ how registers are meant, from the values it sees:
   convention) and ``little`` (CDAB, word-swapped, common on PLCs):
 
   - ``float32`` when every informative sample is finite with
-    1e-4 <= |x| <= 1e7 (physical values);
+    1e-4 <= |x| <= 1e7 (physical values) and at least one has a non-zero low
+    word (a value next to a zero register is far more often a u16 than a
+    "round" float such as 23.5, whose low word is 0: such floats need a user map);
   - ``i32``/``u32`` when every sample lies within +-1e9 and at least one
-    needs the high word (it is neither 0 nor 0xFFFF); ``i32`` once a negative
-    value was seen.
+    needs both halves (a high word other than 0 and 0xFFFF, and a low word of
+    256 or more); ``i32`` once a negative value was seen.  Two small adjacent
+    counters can still pass for one u32; a user map settles such cases.
 
   A sample where both words are 0 says nothing and is skipped.  The wrong word
   order of a real float puts mantissa bits in the exponent, which soon leaves
@@ -49,15 +52,17 @@ class PairStats:
     """Evidence that registers (a, a+1) hold one 32-bit value, per word order.
 
     ``f``/``i``: samples plausible as float32/int32 per order (index 0 big, 1 little);
-    ``proof``: samples that need the high word as an int; ``neg``: negative ints seen;
+    ``fproof``: plausible float samples with a non-zero low word; ``proof``: int samples
+    that need both halves; ``neg``: negative ints seen;
     ``lo``/``hi``: value range seen per interpretation (float order 0/1, int order 0/1).
     """
 
-    __slots__ = ("n", "f", "i", "proof", "neg", "lo", "hi")
+    __slots__ = ("n", "f", "fproof", "i", "proof", "neg", "lo", "hi")
 
     def __init__(self) -> None:
         self.n = 0
         self.f = [0, 0]
+        self.fproof = [0, 0]
         self.i = [0, 0]
         self.proof = [0, 0]
         self.neg = [0, 0]
@@ -65,12 +70,12 @@ class PairStats:
         self.hi: list[float | None] = [None, None, None, None]
 
     def to_state(self) -> list[Any]:
-        return [self.n, self.f, self.i, self.proof, self.neg, self.lo, self.hi]
+        return [self.n, self.f, self.fproof, self.i, self.proof, self.neg, self.lo, self.hi]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> PairStats:
         p = cls()
-        p.n, p.f, p.i, p.proof, p.neg, p.lo, p.hi = s
+        p.n, p.f, p.fproof, p.i, p.proof, p.neg, p.lo, p.hi = s
         return p
 
     def _range(self, k: int, v: float) -> None:
@@ -86,7 +91,7 @@ class PairStats:
         if n == 0:
             return None
         need = n - n // 20  # tolerate 5% odd samples (a value read mid-update)
-        floats = [o for o in (0, 1) if self.f[o] >= need]
+        floats = [o for o in (0, 1) if self.f[o] >= need and self.fproof[o]]
         if floats:
             return "float32", WORD_ORDERS[floats[0]]
         ints = [o for o in (0, 1) if self.i[o] >= need and self.proof[o]]
@@ -149,15 +154,17 @@ def _overlapping(data: bytes, code: str, n: int) -> list:
 
 def _sample(p: PairStats, fb: float, fl: float, ib: int, il: int, w0: int, w1: int) -> None:
     p.n += 1
-    for o, x in ((0, fb), (1, fl)):
+    for o, x, low in ((0, fb, w1), (1, fl, w0)):
         if _plausible_float(x):
             p.f[o] += 1
             p._range(o, x)
-    for o, v, high in ((0, ib, w0), (1, il, w1)):
+            if low:
+                p.fproof[o] += 1
+    for o, v, high, low in ((0, ib, w0, w1), (1, il, w1, w0)):
         if -_INT_MAX <= v <= _INT_MAX:
             p.i[o] += 1
             p._range(2 + o, v)
-            if high not in (0, 0xFFFF):
+            if high not in (0, 0xFFFF) and low >= 0x100:
                 p.proof[o] += 1
             if v < 0:
                 p.neg[o] += 1
