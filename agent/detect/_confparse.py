@@ -29,6 +29,10 @@ def line_of(text: str, key: str) -> int | None:
         hits = [i for i, ln in enumerate(lines) if ln.strip() == f"[[{header}]]"]
         if index < len(hits):
             start = hits[index]
+        else:  # JSON written one record per line, as the baseline file is
+            head = re.compile(rf'^\s*"{re.escape(header)}"\s*:\s*\[')
+            found = [i for i, ln in enumerate(lines) if head.match(ln)]
+            return found[0] + 2 + index if found and found[0] + 1 + index < len(lines) else None
         key = rest or header
     last = key.rsplit(".", 1)[-1]
     pattern = re.compile(rf'^\s*"?{re.escape(last)}"?\s*[=:]')

@@ -57,7 +57,7 @@ class Engine:
                  learn_ns: int | None = None, scope: str = "",
                  agent_clock: Callable[[int], int] | None = None,
                  asset_name: Callable[[str], str] | None = None, live: bool = False) -> None:
-        from otsentry.agent.detect._baseline import Learner
+        from otsentry.agent.detect._learner import Learner
 
         self.config = cfg = config or DetectConfig()
         self.entries = catalogue()
@@ -114,6 +114,8 @@ class Engine:
 
     def __call__(self, flow: Any, events: list, txs: list) -> None:
         ts = events[0].ts if events else (txs[0].first.ts if txs else self.last_ts)
+        if ts > self.last_ts:
+            self.last_ts = ts
         if ts >= self._next_tick:
             self._on_tick(ts)
         if flow is not None and flow.id not in self._flows:
@@ -150,7 +152,6 @@ class Engine:
 
     def _on_tick(self, ts: int) -> None:
         self._next_tick = ts + _TICK_NS
-        self.last_ts = max(self.last_ts, ts)
         if self.start_ts is None:
             self.start_ts = ts
         if self.mode == "learning" and ts - self.start_ts >= self.learn_ns:  # type: ignore[operator]

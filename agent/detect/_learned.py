@@ -1,0 +1,183 @@
+"""Protect against the learned baseline: new masters, pairs, functions, ranges and writes;
+polling that drifts or stops; latency that drifts.
+
+Active in ``protect`` mode only.  One finding per new thing: a new master is
+reported once (its writes still are, each as a write never seen), and the
+pair, function and range findings only concern masters the baseline knows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from otsentry.agent.detect._baseline import covered
+from otsentry.agent.detect._entry import Entry, Knob
+from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._writes import WRITES, read_range
+from otsentry.agent.modbus import spec
+from otsentry.common.finding import Severity
+
+__all__ = ["Learned"]
+
+_S = Severity
+ENTRIES: Final = (
+    Entry("baseline.new-master", "New master", _S.HIGH, ("T0848",),
+          "A host that never acted as a Modbus client while learning now sends requests: a "
+          "rogue master, or a new HMI nobody told the baseline about.", needs_baseline=True),
+    Entry("baseline.new-pair", "New client/server pair", _S.MEDIUM, (),
+          "A known master talks to a server or unit it never talked to while learning.",
+          needs_baseline=True),
+    Entry("baseline.new-function", "New function code for a pair", _S.MEDIUM, ("T0855",),
+          "A known master uses a function code on a device that it never used while learning.",
+          needs_baseline=True),
+    Entry("baseline.new-range", "New address range", _S.LOW, ("T0861",),
+          "A known master reads addresses outside the ranges it read while learning.",
+          needs_baseline=True),
+    Entry("baseline.new-write", "Write never seen while learning", _S.HIGH, ("T0855",),
+          "A client wrote to a device, function or address range where no write was seen while "
+          "learning. If it is legitimate, add it to the baseline file.", needs_baseline=True),
+    Entry("baseline.polling-drift", "Polling period drift", _S.LOW, (),
+          "A learned polling cycle came much later than its period.", needs_baseline=True,
+          knobs={"factor": Knob(3.0, "an interval longer than period x factor + jitter")}),
+    Entry("baseline.polling-stopped", "Polling stopped", _S.MEDIUM, ("T0829", "T0803"),
+          "A learned polling cycle stopped while other traffic goes on: the master lost its "
+          "view of the device, or its requests are being blocked.", needs_baseline=True,
+          knobs={"factor": Knob(5.0, "silent for period x factor"),
+                 "minimum_s": Knob(5.0, "and for at least this many seconds"),
+                 "min_count": Knob(10, "only cycles learned from this many requests")}),
+    Entry("baseline.latency-drift", "Response time drift", _S.LOW, ("T0830",),
+          "A device answers much slower than while learning: overload, or a man-in-the-middle.",
+          needs_baseline=True,
+          knobs={"factor": Knob(3.0, "average above learned 95th percentile x factor"),
+                 "minimum_ms": Knob(20.0, "and at least this much above it (ms)"),
+                 "samples": Knob(20, "responses averaged before judging")}),
+)
+
+
+class Learned(Family):
+    """Every transaction compared with the baseline; cycles checked every tick."""
+
+    ENTRIES = ENTRIES
+    MODES = frozenset({"protect"})
+    EVERY_TX = "tx"
+    TICK = "tick"
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        k = self.knob
+        self.drift = k("baseline.polling-drift", "factor")
+        self.stop_factor = k("baseline.polling-stopped", "factor")
+        self.stop_min = int(k("baseline.polling-stopped", "minimum_s") * 1e9)
+        self.min_count = k("baseline.polling-stopped", "min_count")
+        self.lat_factor = k("baseline.latency-drift", "factor")
+        self.lat_min = int(k("baseline.latency-drift", "minimum_ms") * 1e6)
+        self.lat_samples = k("baseline.latency-drift", "samples")
+        self.b: Any = None
+        self.last: dict[tuple, int] = {}
+        self.stopped: set[tuple] = set()
+        self.latency = self.table("latency")
+        self.start = 0
+
+    def on_protect(self, baseline: Any) -> None:
+        self.b = baseline
+        self.last = {k: 0 for k, c in baseline.cycles.items() if c.count >= self.min_count}
+
+    def tx(self, tx: Any) -> None:
+        req = tx.request
+        if req is None or req.KIND != "message":
+            return
+        flow, fc = tx.flow, req.fc
+        rng = read_range(req)
+        if self._novel(tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
+            self._new_write(tx, rng)
+        if rng is not None:
+            self._cycle((flow.client, flow.server, req.unit, fc, *rng), req.ts, tx)
+        if tx.latency_ns is not None and tx.status == "ok":
+            self._latency(tx, (flow.server, req.unit, fc))
+
+    def _novel(self, tx: Any, client: str, server: str, unit: int, fc: int,
+               rng: tuple[int, int] | None) -> bool:
+        """Report what the baseline does not know; True unless the request was learned."""
+        b, write = self.b, fc in WRITES
+        if client not in b.clients:
+            self._new(tx, "baseline.new-master", (client,),
+                      f"{client} acts as a Modbus master for the first time (to {server}).")
+            return True
+        if (client, server, unit) not in b.units:
+            self._new(tx, "baseline.new-pair", (client, server, unit),
+                      f"{client} talks to {server} unit {unit} for the first time.")
+            return True
+        ranges = b.pairs.get((client, server, unit, fc))
+        if ranges is None:
+            if not write:
+                self._new(tx, "baseline.new-function", (client, server, unit, fc),
+                          f"{client} uses {spec.function_name(fc)} on {server} unit {unit} for "
+                          "the first time.")
+            return True
+        if rng is None or covered(ranges, *rng):
+            return False
+        if not write:
+            self._new(tx, "baseline.new-range", (client, server, unit, fc),
+                      f"{client} reads {rng[0]}-{rng[1]} on {server} unit {unit}, outside what "
+                      "it read while learning.", rng)
+        return True
+
+    def _new(self, tx: Any, kind: str, key: tuple, summary: str,
+             rng: tuple[int, int] | None = None) -> None:
+        req = tx.request
+        self.report(kind, key, req.ts, tx.flow, summary, unit=req.unit, fc=req.fc,
+                    addresses=rng or (), frames=(req.frame,))
+
+    def _new_write(self, tx: Any, rng: tuple[int, int] | None) -> None:
+        req, flow = tx.request, tx.flow
+        where = f" {rng[0]}-{rng[1]}" if rng else ""
+        self.report("baseline.new-write", (flow.client, flow.server, req.unit, req.fc), req.ts,
+                    flow, f"{flow.client} used {spec.function_name(req.fc)}{where} on "
+                    f"{flow.server} unit {req.unit}, a write never seen while learning.",
+                    unit=req.unit, fc=req.fc, addresses=rng or (), frames=(req.frame,))
+
+    def _cycle(self, key: tuple, ts: int, tx: Any) -> None:
+        last = self.last.get(key)
+        if last is None:
+            return
+        self.last[key] = ts
+        if key in self.stopped:
+            self.stopped.discard(key)
+            return
+        cyc = self.b.cycles[key]
+        if last and ts - last > cyc.period_ns * self.drift + cyc.jitter_ns:
+            self.report("baseline.polling-drift", key, ts, tx.flow,
+                        f"{key[0]} polled {key[1]} unit {key[2]} after {(ts - last) / 1e9:.1f} s "
+                        f"instead of every {cyc.period_ns / 1e9:.2f} s.", unit=key[2], fc=key[3],
+                        addresses=(key[4],), frames=(tx.request.frame,))
+
+    def _latency(self, tx: Any, key: tuple) -> None:
+        learned = self.b.latency.get(key)
+        if learned is None:
+            return
+        st = self.latency.get_or_make(key, lambda: [0.0, 0])
+        st[0] = tx.latency_ns if not st[1] else 0.9 * st[0] + 0.1 * tx.latency_ns
+        st[1] += 1
+        p95 = learned[1]
+        if st[1] >= self.lat_samples and st[0] > max(p95 * self.lat_factor, p95 + self.lat_min):
+            st[1] = 0
+            self.report("baseline.latency-drift", key, tx.response.ts, tx.flow,
+                        f"{key[0]} unit {key[1]} answers in {st[0] / 1e6:.1f} ms on average, "
+                        f"against {p95 / 1e6:.1f} ms while learning.", unit=key[1], fc=key[2],
+                        frames=(tx.response.frame,))
+
+    def tick(self, ts: int) -> None:
+        self.start = self.start or ts
+        for key, last in self.last.items():
+            if key in self.stopped:
+                continue
+            cyc = self.b.cycles[key]
+            silent = ts - (last or self.start)
+            if silent > max(cyc.period_ns * self.stop_factor, self.stop_min):
+                self.stopped.add(key)
+                self.report("baseline.polling-stopped", key[:3], ts, None,
+                            f"{key[0]} stopped polling {key[1]} unit {key[2]} "
+                            f"({spec.function_name(key[3])} {key[4]}-{key[5]}), silent for "
+                            f"{silent / 1e9:.0f} s; it polled every {cyc.period_ns / 1e9:.2f} s.",
+                            client=key[0], server=key[1], unit=key[2], fc=key[3],
+                            addresses=(key[4], key[5]))

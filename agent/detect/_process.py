@@ -1,0 +1,108 @@
+"""Process values: setpoint writes and read values outside the learned envelope.
+
+Each holding or input register seen while learning has an envelope: its
+minimum and maximum, its largest step between two readings and its largest
+rate of change.  A write outside [min, max] (widened by ``margin``) changes a
+setpoint beyond anything seen: high (T0836 Modify Parameter, T0831
+Manipulation of Control).  A value read outside it, or a jump larger than any
+learned step, is low by default: process values drift.  Registers learned from fewer than
+``min_samples`` values are not judged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from otsentry.agent.detect._entry import Entry, Knob
+from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._writes import write_points
+from otsentry.common.finding import Severity
+
+__all__ = ["ProcessValues"]
+
+_S = Severity
+_KNOBS = {"margin": Knob(0.1, "envelope widened by this share of its span on each side"),
+          "min_samples": Knob(10, "values learned before a register is judged")}
+ENTRIES: Final = (
+    Entry("process.setpoint-out-of-envelope", "Setpoint written outside its learned range",
+          _S.HIGH, ("T0836", "T0831"),
+          "A client wrote a value to a holding register outside the range that register held "
+          "while learning.", knobs=_KNOBS, needs_baseline=True),
+    Entry("process.value-out-of-envelope", "Process value outside its learned range", _S.LOW,
+          ("T0836", "T0831"),
+          "A device reported a register value outside its learned range, or one that jumped "
+          "further than any learned step. Low by default because process values drift; raise "
+          "it in [detect.severity] once the baseline covers every operating state.",
+          knobs=_KNOBS, needs_baseline=True),
+)
+_READS: Final = {3: "holding_registers", 4: "input_registers"}
+
+
+class ProcessValues(Family):
+    """Register values of read responses and write requests, against their envelopes."""
+
+    ENTRIES = ENTRIES
+    MODES = frozenset({"protect"})
+    EVERY_TX = "tx"
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.margin = self.knob("process.value-out-of-envelope", "margin")
+        self.min_samples = self.knob("process.value-out-of-envelope", "min_samples")
+        self.envelopes: dict[tuple, tuple[int, int, int]] = {}
+        self.last = self.table("last-values")
+
+    def on_protect(self, baseline: Any) -> None:
+        self.envelopes = {k: self._bounds(e) for k, e in baseline.registers.items()
+                          if e.count >= self.min_samples}
+
+    def _bounds(self, e: Any) -> tuple[int, int, int]:
+        pad = max(1, int((e.max - e.min) * self.margin))
+        return e.min - pad, e.max + pad, e.max_step + pad
+
+    def tx(self, tx: Any) -> None:
+        if tx.status != "ok" or tx.request.KIND != "message":
+            return
+        req = tx.request
+        table = _READS.get(req.fc)
+        if table is not None:
+            self._reads(tx, table, req.address, tx.response.registers)
+        points = write_points(req)
+        if points is not None and points[0] == "holding_registers":
+            self._writes(tx, points[1], points[2])
+
+    def _reads(self, tx: Any, table: str, first: int, values: Any) -> None:
+        server, unit, env = tx.flow.server, tx.request.unit, self.envelopes
+        for i, v in enumerate(values):
+            key = (server, unit, table, first + i)
+            bounds = env.get(key)
+            if bounds is None:
+                continue
+            last = self.last.get(key)
+            self.last[key] = v if last is not None else self.last.get_or_make(key, lambda: v)
+            if not bounds[0] <= v <= bounds[1]:
+                self._value(tx, key, v, bounds, None)
+            elif last is not None and abs(v - last) > bounds[2]:
+                self._value(tx, key, v, bounds, last)
+
+    def _value(self, tx: Any, key: tuple, v: int, bounds: tuple, last: int | None) -> None:
+        server, unit, table, addr = key
+        what = (f"jumped from {last} to {v}" if last is not None
+                else f"reads {v}, outside {bounds[0]}..{bounds[1]}")
+        self.report("process.value-out-of-envelope", key, tx.response.ts, tx.flow,
+                    f"{table.replace('_', ' ')[:-1]} {addr} of {server} unit {unit} {what} "
+                    "(learned range).", unit=unit, fc=tx.request.fc, addresses=(addr,),
+                    values=(v,), frames=(tx.response.frame,))
+
+    def _writes(self, tx: Any, first: int, values: tuple[int, ...]) -> None:
+        flow, unit = tx.flow, tx.request.unit
+        for i, v in enumerate(values):
+            bounds = self.envelopes.get((flow.server, unit, "holding_registers", first + i))
+            if bounds is None or bounds[0] <= v <= bounds[1]:
+                continue
+            self.report("process.setpoint-out-of-envelope",
+                        (flow.client, flow.server, unit, first + i), tx.request.ts, flow,
+                        f"{flow.client} set holding register {first + i} of {flow.server} unit "
+                        f"{unit} to {v}, outside its learned range {bounds[0]}..{bounds[1]}.",
+                        unit=unit, fc=tx.request.fc, addresses=(first + i,), values=(v,),
+                        frames=(tx.request.frame,))

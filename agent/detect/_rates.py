@@ -1,0 +1,153 @@
+"""Rates: request floods and spikes, brute-force writes, exception and unanswered storms.
+
+Per (client, server) counters in tumbling windows of capture time, and per
+written point a count of value changes.  A read flood is a flood (T0814), not
+brute force I/O: only writes that keep changing a point are T0806.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from otsentry.agent.detect._entry import Entry, Knob
+from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._state import Bucket
+from otsentry.agent.detect._writes import write_points
+from otsentry.common.finding import Severity
+
+__all__ = ["Rates"]
+
+_S = Severity
+ENTRIES: Final = (
+    Entry("rate.flood", "Request flood", _S.HIGH, ("T0814",),
+          "One client sent requests to one server faster than any poll needs: a denial of "
+          "service against the device.", knobs={"rate": Knob(200, "requests in one second")}),
+    Entry("rate.spike", "Request rate spike", _S.MEDIUM, ("T0814",),
+          "A known client sent requests to a server much faster than it did while learning.",
+          knobs={"factor": Knob(4.0, "times the learned peak rate"),
+                 "minimum": Knob(20, "requests in one second, at least")}, needs_baseline=True),
+    Entry("rate.write-repeat", "Repeated writes changing one point", _S.HIGH, ("T0806",),
+          "One client kept changing the same coil or register: brute force I/O that can wear "
+          "or trip equipment.", knobs={"changes": Knob(10, "value changes"),
+                                       "window_s": Knob(10.0, "window (seconds)")}),
+    Entry("rate.exception-storm", "Exception storm", _S.MEDIUM, ("T0814",),
+          "A server refused many requests of one client in a short time: a misbehaving master, "
+          "a probe, or a device in trouble.", knobs={"exceptions": Knob(20, "exception responses"),
+                                                    "window_s": Knob(10.0, "window (seconds)")}),
+    Entry("rate.unanswered-storm", "Unanswered request storm", _S.MEDIUM, ("T0803", "T0804"),
+          "A server stopped answering most requests of a client: its commands or reports are "
+          "being blocked, or it was silenced.",
+          knobs={"unanswered": Knob(10, "unanswered requests"),
+                 "ratio": Knob(0.8, "share of requests left unanswered"),
+                 "window_s": Knob(60.0, "window (seconds)"),
+                 "timeout_s": Knob(10.0, "requests younger than this at the end of the capture "
+                                         "are not counted (their answer may come later)")}),
+)
+
+
+class _Pair:
+    __slots__ = ("second", "exc", "win_start", "unanswered", "answered", "reported")
+
+    def __init__(self) -> None:
+        self.second = Bucket(1_000_000_000)
+        self.exc = Bucket(0)
+        self.win_start = 0
+        self.unanswered = self.answered = 0
+        self.reported = False
+
+
+class Rates(Family):
+    """Counting per (client, server) and per written point."""
+
+    ENTRIES = ENTRIES
+    EVERY_TX = "tx"
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.flood = self.knob("rate.flood", "rate")
+        self.changes = self.knob("rate.write-repeat", "changes")
+        self.change_span = int(self.knob("rate.write-repeat", "window_s") * 1e9)
+        self.exc_n = self.knob("rate.exception-storm", "exceptions")
+        self.exc_span = int(self.knob("rate.exception-storm", "window_s") * 1e9)
+        self.un_n = self.knob("rate.unanswered-storm", "unanswered")
+        self.un_ratio = self.knob("rate.unanswered-storm", "ratio")
+        self.un_span = int(self.knob("rate.unanswered-storm", "window_s") * 1e9)
+        self.timeout = int(self.knob("rate.unanswered-storm", "timeout_s") * 1e9)
+        self.pairs = self.table("pairs")
+        self.points = self.table("written-points")
+        self.spike: dict[tuple[str, str], int] = {}
+
+    def on_protect(self, baseline: Any) -> None:
+        factor, low = self.knob("rate.spike", "factor"), self.knob("rate.spike", "minimum")
+        self.spike = {k: max(low, int(r * factor)) for k, r in baseline.rates.items()}
+
+    def tx(self, tx: Any) -> None:
+        flow = tx.flow
+        key = (flow.client, flow.server)
+        st = self.pairs.get(key)
+        if st is None:
+            st = self.pairs.get_or_make(key, _Pair)
+            st.exc.span_ns = self.exc_span
+        ts = tx.first.ts
+        status = tx.status
+        if tx.request is not None:
+            n = st.second.hit(ts)
+            if n == self.flood:
+                self._flood(tx, n, "rate.flood")
+            elif n == self.spike.get(key, 0):
+                self._flood(tx, n, "rate.spike")
+            if tx.fc in (5, 6, 15, 16, 23) and tx.request.KIND == "message":
+                self._write(tx)
+        if status == "exception" and st.exc.hit(ts) == self.exc_n:
+            self._exceptions(tx)
+        if status in ("ok", "exception", "unanswered"):
+            self._answers(tx, st, ts, status == "unanswered")
+
+    def _flood(self, tx: Any, n: int, kind: str) -> None:
+        flow = tx.flow
+        self.report(kind, (flow.client, flow.server), tx.first.ts, flow,
+                    f"{flow.client} sent {n} requests to {flow.server} within one second.",
+                    unit=tx.unit, fc=tx.fc, values=(n,), frames=(tx.first.frame,), add=n)
+
+    def _write(self, tx: Any) -> None:
+        table, first, values = write_points(tx.request)  # type: ignore[misc]
+        flow, ts = tx.flow, tx.first.ts
+        for i, value in enumerate(values[:8]):
+            key = (flow.client, flow.server, tx.unit, table, first + i)
+            point = self.points.get_or_make(key, lambda: [value, Bucket(self.change_span)])
+            if point[0] == value:
+                continue
+            point[0] = value
+            if point[1].hit(ts) == self.changes:
+                self.report("rate.write-repeat", key, ts, flow,
+                            f"{flow.client} changed {table.replace('_', ' ')[:-1]} {first + i} "
+                            f"on {flow.server} unit {tx.unit} {self.changes} times within "
+                            f"{self.change_span / 1e9:g} s.", unit=tx.unit, fc=tx.fc,
+                            addresses=(first + i,), values=(value,), frames=(tx.first.frame,),
+                            add=self.changes)
+
+    def _exceptions(self, tx: Any) -> None:
+        flow = tx.flow
+        self.report("rate.exception-storm", (flow.client, flow.server), tx.first.ts, flow,
+                    f"{flow.server} refused {self.exc_n} requests of {flow.client} within "
+                    f"{self.exc_span / 1e9:g} s.", unit=tx.unit, fc=tx.fc,
+                    frames=(tx.first.frame,), add=self.exc_n)
+
+    def _answers(self, tx: Any, st: _Pair, ts: int, unanswered: bool) -> None:
+        if ts - st.win_start >= self.un_span:
+            st.win_start, st.unanswered, st.answered, st.reported = ts, 0, 0, False
+        if not unanswered:
+            st.answered += 1
+            return
+        if self.engine.last_ts - ts < self.timeout:
+            return  # expired by the end of the capture, not by a timeout
+        st.unanswered += 1
+        total = st.unanswered + st.answered
+        if (not st.reported and st.unanswered >= self.un_n
+                and st.unanswered >= self.un_ratio * total):
+            st.reported = True
+            flow = tx.flow
+            self.report("rate.unanswered-storm", (flow.client, flow.server), ts, flow,
+                        f"{flow.server} left {st.unanswered} of {total} requests of "
+                        f"{flow.client} unanswered within {self.un_span / 1e9:g} s.",
+                        unit=tx.unit, fc=tx.fc, frames=(tx.first.frame,), add=st.unanswered)

@@ -1,0 +1,49 @@
+"""Run frames or a capture file through the pipeline and the engine, in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from otsentry.agent.detect._config import DetectConfig
+from otsentry.agent.detect._engine import Engine
+from otsentry.agent.pipeline import Pipeline, PipelineConfig
+from otsentry.common.finding import Finding, merge_all
+
+__all__ = ["detect_frames", "detect_file", "RING_FRAMES"]
+
+#: Raw frames kept per flow for evidence pcap slices.
+RING_FRAMES = 64
+
+
+def detect_frames(frames: Iterable[tuple[int, int, bytes]], config: DetectConfig | None = None,
+                  baseline: Any = None, learn_ns: int | None = None,
+                  pipeline_config: PipelineConfig | None = None) -> tuple[Engine, list[Finding]]:
+    """Detect on ``(ts_ns, linktype, frame)`` tuples.
+
+    Returns:
+        The engine (for its counters and, after learning, ``engine.baseline``) and the
+        final revision of every finding, ordered by first occurrence.
+    """
+    engine = Engine(config, baseline=baseline, learn_ns=learn_ns)
+    pipe = Pipeline([engine], pipeline_config or PipelineConfig(ring_frames=RING_FRAMES))
+    revisions: list[Finding] = []
+    feed = pipe.feed
+    for ts, linktype, data in frames:
+        feed(ts, linktype, data)
+    pipe.finish()
+    engine.finish()
+    revisions.extend(engine.drain())
+    final = sorted(merge_all(revisions).values(), key=lambda f: (f.first_seen_ns, f.kind, f.id))
+    return engine, final
+
+
+def detect_file(path: str, **kwargs: Any) -> tuple[Engine, list[Finding]]:
+    """:func:`detect_frames` on a capture file (pcap, pcapng, gzip'd or not)."""
+    from otsentry.agent.source import open_source
+
+    src = open_source(path)
+    try:
+        return detect_frames(iter(src), **kwargs)
+    finally:
+        src.close()
