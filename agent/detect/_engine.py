@@ -80,7 +80,10 @@ class Engine:
         self.last_ts = 0
         self._next_tick = 0
         self._reported_evictions = 0
-        self._bind()
+        if self.mode == "protect":
+            self.protect(baseline)
+        else:
+            self._bind()
 
     def _table(self, name: str) -> BoundedMap:
         m: BoundedMap = BoundedMap(self.config.max_keys, f"engine.{name}")
