@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
 _MODULES = {
     "enroll": "otsentry.agent.enroll",
     "decode": "otsentry.agent.decode",
+    "detect": "otsentry.agent.detect_cmd",
+    "learn": "otsentry.agent.learn_cmd",
     "inventory": "otsentry.agent.inventory_cmd",
 }
 
