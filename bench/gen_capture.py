@@ -17,8 +17,14 @@ The plant: 3 masters (two SCADA pollers and an engineering HMI) and 20 servers
   exception responses (1 ILLEGAL FUNCTION, 2 ILLEGAL DATA ADDRESS,
   3 ILLEGAL DATA VALUE);
 - several ADUs in one segment (pipelined requests, batched responses), ADUs
-  split across two segments -- some inside the 7-byte MBAP header, which tshark
-  cannot reassemble -- and a few retransmitted (identical, re-sent) segments.
+  split across two segments -- some inside the 7-byte MBAP header -- and a few
+  retransmitted (identical, re-sent) segments.  One server's stack always sends
+  the MBAP header and the PDU in two segments.
+
+tshark 4.0 does not dissect a segment that starts an ADU with fewer than 8 bytes
+(MBAP header + function code; ``dissect_mbtcp`` returns 0 before any
+reassembly), so it drops every ADU of such a segment; an MBAP header split
+later in a segment is reassembled.  The truth file counts both cases apart.
 
 PDUs follow the Modbus Application Protocol Specification V1.1b3 (§6 for the
 function codes, §7 for exceptions) and the MBAP header of the Modbus Messaging
@@ -32,7 +38,8 @@ always give byte-identical output.
 Examples::
 
     python bench/gen_capture.py --packets 2000000 --seed 1 --out bench/out/plant-2m.pcap
-    python bench/gen_capture.py --minutes 1 --period-scale 8 --seed 7 --out samples/plant-small.pcap
+    python bench/gen_capture.py --minutes 1 --period-scale 6 --seed 1 \\
+        --out samples/plant-small.pcap --truth samples/plant-small.truth.json
     python bench/gen_capture.py --packets 50000 --format pcapng --out /tmp/plant.pcapng
 """
 
@@ -225,7 +232,9 @@ class Truth:
     endpoints: set = field(default_factory=set)
     split_mbap: dict = field(default_factory=lambda: {"requests": Counter(), "responses": Counter()})
     short_start: dict = field(default_factory=lambda: {"requests": Counter(), "responses": Counter()})
+    split_mbap_at_start: int = 0
     short_start_exceptions: Counter = field(default_factory=Counter)
+    short_start_endpoints: set = field(default_factory=set)
     split_segments: int = 0
     pipelined_segments: int = 0
     retransmitted: int = 0
@@ -255,9 +264,11 @@ class Truth:
             "adus": sum(self.requests.values()) + sum(self.responses.values()),
             "mbap_split_adus": sum(sum(v.values()) for v in self.split_mbap.values()),
             "mbap_split_by_function": split,
+            "mbap_split_at_segment_start_adus": self.split_mbap_at_start,
             "short_start_adus": sum(sum(v.values()) for v in self.short_start.values()),
             "short_start_by_function": short,
             "short_start_exceptions_by_code": by_fc(self.short_start_exceptions),
+            "short_start_endpoints": [list(e) for e in sorted(self.short_start_endpoints)],
             "split_segments": self.split_segments,
             "pipelined_segments": self.pipelined_segments,
             "retransmitted_segments": self.retransmitted,
@@ -637,8 +648,10 @@ class Poller:
             side = "requests" if is_req else "responses"
             if start < cut < start + 7:
                 self.truth.split_mbap[side][fc] += 1
+                self.truth.split_mbap_at_start += start == 0
             if cut < 8:
                 self.truth.short_start[side][fc] += 1
+                self.truth.short_start_endpoints.add((half.src.ip, half.dst.ip, payload[start + 6]))
                 if exc is not None:
                     self.truth.short_start_exceptions[exc] += 1
             start += n
@@ -779,8 +792,10 @@ def build_pollers(rng: random.Random, masters: list[Host], devices: list[Device]
 # ---------------------------------------------------------------------------- driver
 
 def generate(out_path: Path, seed: int, packets: int | None, minutes: float | None,
-             fmt: str = "pcap", period_scale: float = 1.0, progress: bool = True) -> dict:
-    """Write the capture to ``out_path`` and its truth to ``<out_path>.truth.json``; return the truth.
+             fmt: str = "pcap", period_scale: float = 1.0, progress: bool = True,
+             truth_path: Path | None = None) -> dict:
+    """Write the capture to ``out_path`` and its truth to ``truth_path`` (default
+    ``<out_path>.truth.json``); return the truth.
 
     Generation stops starting new polling cycles once ``packets`` frames were
     produced or ``minutes`` of capture time passed (whichever comes first; at
@@ -805,7 +820,8 @@ def generate(out_path: Path, seed: int, packets: int | None, minutes: float | No
             "first_time": START_EPOCH, "duration_s": round(t - START_EPOCH, 6),
             "masters": [m.ip for m in masters], "servers": [d.host.ip for d in devices]}
     result = truth.as_json(meta)
-    Path(f"{out_path}.truth.json").write_text(json.dumps(result, indent=1) + "\n")
+    truth_path = truth_path or Path(f"{out_path}.truth.json")
+    truth_path.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -832,9 +848,18 @@ def main(argv: list[str] | None = None) -> int:
                     "file with what it contains (<out>.truth.json). Same seed, same bytes.",
         epilog="examples:\n"
                "  %(prog)s --packets 2000000 --seed 1 --out bench/out/plant-2m.pcap\n"
-               "  %(prog)s --minutes 1 --period-scale 8 --seed 7 --out samples/plant-small.pcap\n",
+               "  %(prog)s --minutes 1 --period-scale 6 --seed 1 --out samples/plant-small.pcap \\\n"
+               "      --truth samples/plant-small.truth.json\n"
+               "\nThe truth file has the keys of 'otsentry-agent decode F --stats --json'\n"
+               "(requests_by_function, responses_by_function, exceptions_by_code,\n"
+               "endpoints, packets) and what was done to the TCP stream: ADUs whose\n"
+               "MBAP header was split (mbap_split_*), ADUs in segments that start with\n"
+               "fewer than 8 bytes of an ADU (short_start_*: tshark drops those),\n"
+               "pipelined and retransmitted segments, connections, VLAN frames.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="capture file to write")
+    ap.add_argument("--truth", type=Path,
+                    help="where to write the ground truth (default: <out>.truth.json)")
     ap.add_argument("--packets", type=int, help="stop after about this many frames")
     ap.add_argument("--minutes", type=float, help="stop after this much capture time")
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -849,10 +874,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --packets N and/or --minutes M")
     t0 = time.monotonic()
     truth = generate(args.out, args.seed, args.packets, args.minutes, args.format,
-                     args.period_scale, not args.quiet)
+                     args.period_scale, not args.quiet, args.truth)
     if not args.quiet:
         print(f"gen_capture: wrote {args.out} ({truth['packets']:,} packets, {truth['adus']:,} ADUs, "
-              f"{truth['duration_s']:.0f} s of traffic) and {args.out}.truth.json "
+              f"{truth['duration_s']:.0f} s of traffic) and {args.truth or f'{args.out}.truth.json'} "
               f"in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0
 
