@@ -3,10 +3,9 @@
 Passive monitoring never sees the PLC's tag table, so the inventory guesses
 how registers are meant, from the values it sees:
 
-- single registers: ``bool`` when only 0 and 1 were seen; ``i16`` when the
-  values read as signed span less than read as unsigned (e.g. 0xFFFF and 1:
-  -1 and 1), or a constant value at or above 0xF000 (a small negative);
-  ``u16`` otherwise.
+- single registers: ``bool`` when only 0 and 1 were seen; ``i16`` when a value
+  with the top bit set was seen and every value read as signed lies within
+  -16384..16383 (0xFFFF and 1 are -1 and 1); ``u16`` otherwise.
 - pairs of adjacent registers read in the same response, in both word
   orders: ``big`` (ABCD, the first register holds the high word, the Modbus
   convention) and ``little`` (CDAB, word-swapped, common on PLCs):
@@ -174,9 +173,8 @@ def guess_single(umin: int, umax: int, smin: int, smax: int) -> str:
     """Type of one register from its unsigned and signed value ranges."""
     if umin >= 0 and umax <= 1 and umax == 1:
         return "bool"
-    if umax >= 0x8000:
-        if smax - smin < umax - umin or (umin == umax and umin >= 0xF000):
-            return "i16"
+    if umax >= 0x8000 and -0x4000 <= smin and smax < 0x4000:
+        return "i16"  # values with the top bit set that are small as signed numbers
     return "u16"
 
 
