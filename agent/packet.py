@@ -76,6 +76,16 @@ class PacketParser:
             ``None`` for anything else, counted in the parser's counters.
         """
         self.frames += 1
+        if linktype == 1 and data[12:14] == b"\x08\x00" and len(data) >= 54 and data[14] == 0x45:
+            # Fast path: Ethernet II, IPv4 without options, not fragmented, TCP: most frames.
+            total = data[16] << 8 | data[17]
+            if data[23] == 6 and not (data[20] & 0x3F or data[21]) and total >= 40:
+                doff = (data[46] >> 4) * 4
+                end = 14 + total
+                if doff >= 20 and 34 + doff <= end <= len(data):
+                    sport, dport, seq, _ack, _off, flags = _TCP.unpack_from(data, 34)
+                    return (TCP, data[26:30], data[30:34], sport, dport, seq, flags,
+                            data[34 + doff : end], data[18] << 8 | data[19])
         if linktype == 1:
             if len(data) < 14:
                 self.truncated += 1

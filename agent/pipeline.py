@@ -122,6 +122,10 @@ class Pipeline:
                 return
         if flow.ring is not None:
             flow.ring.append((ts, linktype, data, frame))
+        if not payload and not flags & 0x07:  # a pure ACK: nothing for reassembly
+            if ts - self._last_sweep > _SWEEP_NS:
+                self._sweep(ts)
+            return
         if proto == TCP:
             flow.streams[direction].segment(seq, flags, payload, ts, frame, ip_id)  # type: ignore[index]
         elif payload:

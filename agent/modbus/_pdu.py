@@ -99,7 +99,7 @@ def _diagnostics(cls: type[ev.Message]) -> Decoder:
         _need(pdu, 3, exact=False)
         (sub,) = _U16.unpack_from(pdu, 1)
         data = pdu[3:]
-        if len(data) % 2:
+        if len(data) % 2 and sub != 0:  # [AP] §6.8.1: sub-function 0 echoes any data
             return cls(tid, unit, ts, frame, sub, data, ("odd-data-length",))
         return cls(tid, unit, ts, frame, sub, data)
     return decode
@@ -230,7 +230,9 @@ def _raw_request(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Mes
 def _bits_response(cls: type[ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         count = _byte_count(pdu, 1)
-        return cls(tid, unit, ts, frame, count, pdu[2:])
+        if count:
+            return cls(tid, unit, ts, frame, count, pdu[2:])
+        return cls(tid, unit, ts, frame, count, pdu[2:], ("zero-byte-count",))
     return decode
 
 
@@ -241,7 +243,9 @@ def _registers_response(cls: type[ev.Message]) -> Decoder:
         count = pdu[1]
         if count & 1:
             raise MalformedFrame("odd-byte-count", 1, pdu)
-        return cls(tid, unit, ts, frame, count, _registers(pdu, 2, count >> 1))
+        if count:
+            return cls(tid, unit, ts, frame, count, _registers(pdu, 2, count >> 1))
+        return cls(tid, unit, ts, frame, 0, (), ("zero-byte-count",))
     return decode
 
 
