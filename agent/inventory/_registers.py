@@ -197,7 +197,8 @@ class RegisterTable:
             else:
                 reg.update(v, ts)
         if self.name not in ("coils", "discrete_inputs") and len(values) > 1:
-            dropped = analyse_pairs(self.pairs, address, values, self.limits.max_registers)
+            dropped = analyse_pairs(self.pairs, address, values, self.limits.max_registers,
+                                    old if same_len else None)
             if dropped:
                 self._drop("pairs", dropped)
 

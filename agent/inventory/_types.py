@@ -19,6 +19,14 @@ how registers are meant, from the values it sees:
     256 or more); ``i32`` once a negative value was seen.  Two small adjacent
     counters can still pass for one u32; a user map settles such cases.
 
+  Changes between consecutive reads count too: the high word of a real 32-bit
+  value does not change alone (that would be a jump by a multiple of 65536,
+  or of a float's exponent with the same low mantissa bits), so pairs whose
+  "high" word changed alone in more than 5% of their changes are no 32-bit
+  value in that order; and an integer needs a carry (both words changed, the
+  high one by one) before it counts as one.  Static or slowly moving 32-bit
+  integers therefore show as two u16 until a carry is seen.
+
   A sample where both words are 0 says nothing and is skipped.  The wrong word
   order of a real float puts mantissa bits in the exponent, which soon leaves
   the plausible range as values change.  Ties go to float32 over integers,
@@ -52,14 +60,20 @@ class PairStats:
 
     ``f``/``i``: samples plausible as float32/int32 per order (index 0 big, 1 little);
     ``fproof``: plausible float samples with a non-zero low word; ``proof``: int samples
-    that need both halves; ``neg``: negative ints seen;
+    that need both halves; ``neg``: negative ints seen; ``changes``: samples that differ
+    from the previous read; ``hionly``: changes of the high word alone; ``carry``: changes
+    of both words with the high one moving by one;
     ``lo``/``hi``: value range seen per interpretation (float order 0/1, int order 0/1).
     """
 
-    __slots__ = ("n", "f", "fproof", "i", "proof", "neg", "lo", "hi")
+    __slots__ = ("n", "f", "fproof", "i", "proof", "neg", "lo", "hi", "changes", "hionly",
+                 "carry")
 
     def __init__(self) -> None:
         self.n = 0
+        self.changes = 0
+        self.hionly = [0, 0]
+        self.carry = [0, 0]
         self.f = [0, 0]
         self.fproof = [0, 0]
         self.i = [0, 0]
@@ -69,12 +83,14 @@ class PairStats:
         self.hi: list[float | None] = [None, None, None, None]
 
     def to_state(self) -> list[Any]:
-        return [self.n, self.f, self.fproof, self.i, self.proof, self.neg, self.lo, self.hi]
+        return [self.n, self.f, self.fproof, self.i, self.proof, self.neg, self.lo, self.hi,
+                self.changes, self.hionly, self.carry]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> PairStats:
         p = cls()
-        p.n, p.f, p.fproof, p.i, p.proof, p.neg, p.lo, p.hi = s
+        (p.n, p.f, p.fproof, p.i, p.proof, p.neg, p.lo, p.hi, p.changes, p.hionly,
+         p.carry) = s
         return p
 
     def _range(self, k: int, v: float) -> None:
@@ -90,10 +106,12 @@ class PairStats:
         if n == 0:
             return None
         need = n - n // 20  # tolerate 5% odd samples (a value read mid-update)
-        floats = [o for o in (0, 1) if self.f[o] >= need and self.fproof[o]]
+        steady = [self.hionly[o] <= self.changes // 20 for o in (0, 1)]
+        floats = [o for o in (0, 1) if self.f[o] >= need and self.fproof[o] and steady[o]]
         if floats:
             return "float32", WORD_ORDERS[floats[0]]
-        ints = [o for o in (0, 1) if self.i[o] >= need and self.proof[o]]
+        ints = [o for o in (0, 1)
+                if self.i[o] >= need and self.proof[o] and self.carry[o] and steady[o]]
         if not ints:
             return None
         o = min(ints, key=lambda k: max(abs(self.lo[2 + k] or 0), abs(self.hi[2 + k] or 0)))
@@ -109,9 +127,10 @@ def _plausible_float(x: float) -> bool:
 
 
 def analyse_pairs(pairs: dict[int, PairStats], address: int, values: tuple[int, ...],
-                  cap: int) -> int:
+                  cap: int, old: tuple[int, ...] | None = None) -> int:
     """Add one sample of consecutive registers starting at ``address`` to the pair evidence.
 
+    ``old`` is the previous read of the same range (same length), when there is one.
     Returns the number of new :class:`PairStats` that could not be created because
     ``pairs`` already holds ``cap`` entries.
     """
@@ -138,6 +157,8 @@ def analyse_pairs(pairs: dict[int, PairStats], address: int, values: tuple[int, 
         elif p.n >= MAX_PAIR_SAMPLES:
             continue
         _sample(p, fbe[k], fle[k], ibe[k], ile[k], w0, w1)
+        if old is not None:
+            _change(p, old[k], old[k + 1], w0, w1)
     return dropped
 
 
@@ -167,6 +188,19 @@ def _sample(p: PairStats, fb: float, fl: float, ib: int, il: int, w0: int, w1: i
                 p.proof[o] += 1
             if v < 0:
                 p.neg[o] += 1
+
+
+def _change(p: PairStats, o0: int, o1: int, w0: int, w1: int) -> None:
+    d0, d1 = o0 != w0, o1 != w1
+    if not (d0 or d1):
+        return
+    p.changes += 1
+    # order 0 (big): high word w0; order 1 (little): high word w1
+    for o, dh, dl, step in ((0, d0, d1, w0 - o0), (1, d1, d0, w1 - o1)):
+        if dh and not dl:
+            p.hionly[o] += 1
+        elif dh and dl and step & 0xFFFF in (1, 0xFFFF):
+            p.carry[o] += 1
 
 
 def guess_single(umin: int, umax: int, smin: int, smax: int) -> str:

@@ -26,8 +26,10 @@ def words(value: float | int, kind: str, order: str) -> tuple[int, int]:
 
 def decide(samples: list[tuple[int, ...]]) -> dict[int, tuple[str, str]]:
     pairs: dict[int, PairStats] = {}
+    old = None
     for s in samples:
-        analyse_pairs(pairs, 0, s, 1000)
+        analyse_pairs(pairs, 0, s, 1000, old if old is not None and len(old) == len(s) else None)
+        old = s
     return choose_pairs({a: d for a, p in pairs.items() if (d := p.decision()) is not None})
 
 
@@ -35,8 +37,8 @@ class TestPairs:
     def test_floats_both_orders_int32_and_u16(self) -> None:
         """A block of float32 (big, little), i32, u16 registers is split and typed as packed."""
         samples = []
-        for k in range(6):
-            temp, flow_rate, count = 21.37 + k * 0.11, -1234.567 + k, -123_456 - 7 * k
+        for k in range(12):
+            temp, flow_rate, count = 21.37 + k * 0.11, -1234.567 + k, -100_000 - 9_000 * k
             samples.append((*words(temp, "float32", "big"), *words(flow_rate, "float32", "little"),
                             *words(count, "i32", "big"), 42 + k, 7))
         assert decide(samples) == {0: ("float32", "big"), 2: ("float32", "little"),
@@ -48,9 +50,15 @@ class TestPairs:
         assert decide([(16672 + k, 0) for k in range(10)]) == {}
 
     def test_positive_u32_little(self) -> None:
-        """A large positive counter in CDAB order is an u32, little."""
-        samples = [words(3_000_000 + 977 * k, "u32", "little") for k in range(5)]
+        """A large positive counter in CDAB order is an u32, little, once it carried."""
+        samples = [words(3_000_000 + 9_770 * k, "u32", "little") for k in range(12)]
         assert decide(samples) == {0: ("u32", "little")}
+        assert decide(samples[:2]) == {}  # no carry seen yet: two u16
+
+    def test_adjacent_u16_are_not_32_bit(self) -> None:
+        """Two u16, one changing, one constant, are not taken for a 32-bit value."""
+        assert decide([(1000 + 3 * k, 4242) for k in range(20)]) == {}
+        assert decide([(4242, 1000 + 3 * k) for k in range(20)]) == {}
 
     @given(st.lists(st.lists(st.integers(0, 0xFFFF), min_size=0, max_size=20), max_size=10))
     def test_any_registers_give_valid_guesses(self, blocks: list[list[int]]) -> None:
