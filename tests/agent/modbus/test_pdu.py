@@ -58,7 +58,8 @@ REQUEST_VIOLATIONS = [
     pytest.param("2b 0d 0102", (), id="fc43-canopen"),
     pytest.param("2b 0f 0102", ("unknown-mei-type",), id="fc43-mei-15"),
     # FC 8: data words ([AP] §6.8).
-    pytest.param("08 0000 a5", ("odd-data-length",), id="fc8-odd-data"),
+    pytest.param("08 0001 a5", ("odd-data-length",), id="fc8-odd-data"),
+    pytest.param("08 0000 a5", (), id="fc8-echo-any-data"),
     # Codes outside the public set ([AP] §5, Annex A).
     pytest.param("41 aabb", (), id="user-defined-65"),
     pytest.param("6e", (), id="user-defined-110"),

@@ -198,12 +198,12 @@ class TestDiagnostics:
 
     @given(payload=st.binary(max_size=40), tid=tids, unit=units)
     def test_return_query_data_echo(self, payload, tid, unit) -> None:
-        """FC 8/00 query data is kept byte for byte; odd lengths are flagged, not refused."""
+        """FC 8/00 query data is kept byte for byte, whatever its length ([AP] §6.8.1: any data)."""
         req = pm_diag.ReturnQueryDataRequest(message=payload, dev_id=unit, transaction_id=tid)
         rsp = pm_diag.ReturnQueryDataResponse(message=payload, dev_id=unit, transaction_id=tid)
         for msg in _decode_pair(req, rsp):
             assert (msg.sub_function, msg.data) == (0, payload)
-            assert msg.violations == (("odd-data-length",) if len(payload) % 2 else ())
+            assert msg.violations == ()
 
 
 class TestMultipleWrites:
