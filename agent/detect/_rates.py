@@ -1,7 +1,8 @@
 """Rates: request floods and spikes, brute-force writes, exception and unanswered storms.
 
-Per (client, server) counters in tumbling windows of capture time, and per
-written point a count of value changes.  A read flood is a flood (T0814), not
+Per (client, server) counters in tumbling windows of capture time, a count of
+requests left unanswered in a row, and per written point a count of value
+changes.  A read flood is a flood (T0814), not
 brute force I/O: only writes that keep changing a point are T0806.
 """
 
@@ -35,25 +36,23 @@ ENTRIES: Final = (
           "a probe, or a device in trouble.", knobs={"exceptions": Knob(20, "exception responses"),
                                                     "window_s": Knob(10.0, "window (seconds)")}),
     Entry("rate.unanswered-storm", "Unanswered request storm", _S.MEDIUM, ("T0803", "T0804"),
-          "A server stopped answering most requests of a client: its commands or reports are "
-          "being blocked, or it was silenced.",
-          knobs={"unanswered": Knob(10, "unanswered requests"),
-                 "ratio": Knob(0.8, "share of requests left unanswered"),
-                 "window_s": Knob(60.0, "window (seconds)"),
+          "A server stopped answering a client's requests: its commands or reports are being "
+          "blocked, or it was silenced. Low for a server that often fails to answer anyway.",
+          knobs={"unanswered": Knob(10, "unanswered requests in a row, with no answer between"),
+                 "chronic": Knob(0.05, "a server that lost more than this share of earlier "
+                                       "requests is flaky: its storms are low"),
                  "timeout_s": Knob(10.0, "requests younger than this at the end of the capture "
                                          "are not counted (their answer may come later)")}),
 )
 
 
 class _Pair:
-    __slots__ = ("second", "exc", "win_start", "unanswered", "answered", "reported")
+    __slots__ = ("second", "exc", "streak", "answered", "lost")
 
     def __init__(self) -> None:
         self.second = Bucket(1_000_000_000)
         self.exc = Bucket(0)
-        self.win_start = 0
-        self.unanswered = self.answered = 0
-        self.reported = False
+        self.streak = self.answered = self.lost = 0
 
 
 class Rates(Family):
@@ -70,9 +69,8 @@ class Rates(Family):
         self.exc_n = self.knob("rate.exception-storm", "exceptions")
         self.exc_span = int(self.knob("rate.exception-storm", "window_s") * 1e9)
         self.un_n = self.knob("rate.unanswered-storm", "unanswered")
-        self.un_ratio = self.knob("rate.unanswered-storm", "ratio")
-        self.un_span = int(self.knob("rate.unanswered-storm", "window_s") * 1e9)
         self.timeout = int(self.knob("rate.unanswered-storm", "timeout_s") * 1e9)
+        self.chronic = self.knob("rate.unanswered-storm", "chronic")
         self.pairs = self.table("pairs")
         self.points = self.table("written-points")
         self.spike: dict[tuple[str, str], int] = {}
@@ -134,20 +132,19 @@ class Rates(Family):
                     frames=(tx.first.frame,), add=self.exc_n)
 
     def _answers(self, tx: Any, st: _Pair, ts: int, unanswered: bool) -> None:
-        if ts - st.win_start >= self.un_span:
-            st.win_start, st.unanswered, st.answered, st.reported = ts, 0, 0, False
         if not unanswered:
+            st.lost += st.streak
+            st.streak = 0
             st.answered += 1
             return
         if self.engine.last_ts - ts < self.timeout:
             return  # expired by the end of the capture, not by a timeout
-        st.unanswered += 1
-        total = st.unanswered + st.answered
-        if (not st.reported and st.unanswered >= self.un_n
-                and st.unanswered >= self.un_ratio * total):
-            st.reported = True
+        st.streak += 1
+        if st.streak == self.un_n:
             flow = tx.flow
+            flaky = st.lost > self.chronic * (st.lost + st.answered)
             self.report("rate.unanswered-storm", (flow.client, flow.server), ts, flow,
-                        f"{flow.server} left {st.unanswered} of {total} requests of "
-                        f"{flow.client} unanswered within {self.un_span / 1e9:g} s.",
-                        unit=tx.unit, fc=tx.fc, frames=(tx.first.frame,), add=st.unanswered)
+                        f"{flow.server} left {st.streak} requests of {flow.client} in a row "
+                        "unanswered" + (" (it often fails to answer)." if flaky else "."),
+                        unit=tx.unit, fc=tx.fc, frames=(tx.first.frame,), add=st.streak,
+                        severity=Severity.LOW if flaky else None)

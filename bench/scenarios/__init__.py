@@ -1,0 +1,1 @@
+"""Attack scenarios for the detection evaluation: crafted pcaps and live loopback captures."""
