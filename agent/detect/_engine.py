@@ -149,7 +149,11 @@ class Engine:
             flow = tx.flow
             if tx.status == "ok" and tx.fc <= 4:
                 key = (flow.client, flow.server)
-                polls[key] = polls.get(key, 0) + 1
+                n = polls.get(key)
+                if n is None:
+                    polls.get_or_make(key, int)
+                    n = 0
+                polls[key] = n + 1
             if flow.client not in self.hosts:
                 self.hosts.get_or_make(flow.client, lambda: True)
 
