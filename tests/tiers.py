@@ -57,7 +57,8 @@ class _TierReport:
         tier = getattr(report, "otsentry_tier", None) or "unit"
         self.seconds[tier] += report.duration
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            self.outcomes[tier][report.outcome] += 1
+            label = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+            self.outcomes[tier][label] += 1
             if (report.outcome == "skipped" and not hasattr(report, "wasxfail")
                     and os.environ.get("CI") == "true"):
                 self.skipped_in_ci.append(report.nodeid)
