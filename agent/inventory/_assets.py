@@ -11,7 +11,6 @@ unit id has answered (normally or with an exception other than 10/11).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 from otsentry.agent.inventory._oui import mac_kind, oui_vendor
@@ -107,7 +106,10 @@ class Device:
     def latency(self, ns: int) -> None:
         if ns < 0:
             return
-        b = int(_LAT_STEPS * math.log2(max(ns, 1_000) / 1_000))
+        # bucket: 4 per doubling of microseconds (the top two bits after the leading one)
+        us = ns // 1_000
+        n = us.bit_length()
+        b = n * 4 + ((us << 2 >> (n - 1)) & 3) if n else 0
         self.lat_hist[b] = self.lat_hist.get(b, 0) + 1
         self.lat_sum += ns
         self.lat_n += 1
@@ -129,7 +131,9 @@ class Device:
         for b in sorted(self.lat_hist):
             seen += self.lat_hist[b]
             if seen >= want:  # the bucket's middle, within what was really seen
-                mid = 1_000 * 2 ** ((b + 0.5) / _LAT_STEPS)
+                n, frac = divmod(b, _LAT_STEPS)
+                mid = 1_000 * 2 ** (n - 1) * (1 + (frac + 0.5) / _LAT_STEPS) if n else 500
+
                 return min(max(mid, self.lat_min or 0), self.lat_max or mid)
         return None
 

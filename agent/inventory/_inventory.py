@@ -23,7 +23,15 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Final
 
-from otsentry.agent.inventory._assets import GATEWAY_EXCEPTIONS, Asset, Device, Limits, asset_id
+from otsentry.agent.inventory._assets import (
+    GATEWAY_EXCEPTIONS,
+    STATUS_INDEX,
+    STATUSES,
+    Asset,
+    Device,
+    Limits,
+    asset_id,
+)
 from otsentry.agent.inventory._changes import InventoryChange
 from otsentry.agent.inventory._cycles import Cycle
 from otsentry.agent.inventory._registers import READ, WRITE
@@ -220,8 +228,11 @@ class Inventory:
                 if gateway_exc:
                     self._check_role(server, ts)
                 return
-        dev.count(fc, status)
-        if status == "ok" and dev.functions[fc][0] == 1 and dev.ok_count() == 1:
+        counts = dev.functions.get(fc)
+        if counts is None:
+            dev.functions[fc] = counts = [0] * len(STATUSES)
+        counts[STATUS_INDEX[status]] += 1
+        if status == "ok" and counts[0] == 1 and dev.ok_count() == 1:
             self._check_role(server, ts)  # a unit answering for the first time: a gateway?
         if ts > dev.last_ts:
             dev.last_ts = ts

@@ -9,8 +9,13 @@ Cost and bounds (per table, see :class:`Limits`): at most ``max_ranges``
 ``max_clients_per_range`` clients per range; what does not fit is counted in
 ``dropped``, never stored.  A read whose values equal the range's previous read
 costs one tuple comparison: polling of unchanged values does no per-register
-work.  Type evidence for 32-bit pairs is taken from at most
-:data:`~._types.MAX_PAIR_SAMPLES` changed samples per pair.
+work.  Per-register statistics (range of values, changes, type evidence) come
+from every changed read for the first :data:`FULL_READS` changed reads of a
+range, then from one changed read in :data:`SAMPLE_EVERY` (values that move on
+every poll would otherwise cost more than decoding them); the last value of
+each register and its time are always exact, taken from the latest read.
+Type evidence for 32-bit pairs is taken from at most
+:data:`~._types.MAX_PAIR_SAMPLES` samples per pair.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ BIT_TABLES: Final = frozenset({"coils", "discrete_inputs"})
 _REF_DIGIT: Final = {"coils": 0, "discrete_inputs": 1, "input_registers": 3,
                      "holding_registers": 4}
 READ, WRITE = 0, 1
+#: Changed reads of a range that all feed the per-register statistics ...
+FULL_READS: Final = 8
+#: ... and after those, one changed read in this many does.
+SAMPLE_EVERY: Final = 16
 _KIND_NAMES: Final = ("read", "write")
 
 
@@ -89,11 +98,12 @@ class Register:
 class RangeStat:
     """One range read or written: how often, by which clients, its last values."""
 
-    __slots__ = ("count", "first_ts", "last_ts", "clients", "last")
+    __slots__ = ("count", "first_ts", "last_ts", "clients", "last", "changed", "changed_ts")
 
     def __init__(self, ts: int) -> None:
         self.count = 0
-        self.first_ts = self.last_ts = ts
+        self.changed = 0
+        self.first_ts = self.last_ts = self.changed_ts = ts
         #: client asset id -> [count, first_ts, last_ts]
         self.clients: dict[str, list[int]] = {}
         self.last: Any = None
@@ -101,7 +111,7 @@ class RangeStat:
     def to_state(self) -> list[Any]:
         last = self.last.hex() if isinstance(self.last, bytes) else self.last
         return [self.count, self.first_ts, self.last_ts, self.clients,
-                [type(self.last).__name__, last]]
+                [type(self.last).__name__, last], self.changed, self.changed_ts]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> RangeStat:
@@ -109,7 +119,14 @@ class RangeStat:
         r.count, r.first_ts, r.last_ts, r.clients = s[0], s[1], s[2], s[3]
         kind, last = s[4]
         r.last = bytes.fromhex(last) if kind == "bytes" else tuple(last) if kind == "tuple" else last
+        r.changed, r.changed_ts = s[5], s[6]
         return r
+
+    def sampled(self, ts: int) -> bool:
+        """Count a changed read; True when it feeds the per-register statistics."""
+        self.changed += 1
+        self.changed_ts = ts
+        return self.changed <= FULL_READS or not self.changed % SAMPLE_EVERY
 
 
 class RegisterTable:
@@ -159,7 +176,8 @@ class RegisterTable:
         if r is None or values == r.last:
             return
         old, r.last = r.last, values
-        self._values(address, values, old, ts)
+        if r.sampled(ts):
+            self._values(address, values, old, ts)
 
     def read_bits(self, address: int, quantity: int, packed: bytes, client: str, ts: int) -> None:
         """A read of ``quantity`` coils or inputs, ``packed`` 8 per byte as on the wire."""
@@ -167,7 +185,8 @@ class RegisterTable:
         if r is None or packed == r.last:
             return
         r.last = packed
-        self._values(address, tuple(_events.unpack_bits(packed, quantity)), None, ts)
+        if r.sampled(ts):
+            self._values(address, tuple(_events.unpack_bits(packed, quantity)), None, ts)
 
     def write(self, address: int, quantity: int, values: Any, client: str, ts: int,
               confirmed: bool) -> None:
@@ -186,8 +205,6 @@ class RegisterTable:
         regs = self.registers
         same_len = old is not None and len(old) == len(values)
         for k, v in enumerate(values):
-            if same_len and old[k] == v:
-                continue
             reg = regs.get(address + k)
             if reg is None:
                 if len(regs) >= self.limits.max_registers:
@@ -205,7 +222,28 @@ class RegisterTable:
     def value(self, address: int) -> int | None:
         """The last value at ``address`` (for mask writes), or None."""
         reg = self.registers.get(address)
-        return None if reg is None else reg.last
+        return None if reg is None else self._current(address, reg, self._latest())[0]
+
+    def _latest(self) -> dict[int, tuple[int, int, int]]:
+        """Per address, (read time, value, time it changed) from the latest read covering it."""
+        latest: dict[int, tuple[int, int, int]] = {}
+        for (kind, addr, qty), r in self.ranges.items():
+            if kind != READ or r.last is None:
+                continue
+            vals = (_events.unpack_bits(r.last, qty) if isinstance(r.last, bytes) else r.last)
+            for k, v in enumerate(vals):
+                got = latest.get(addr + k)
+                if got is None or got[0] < r.last_ts:
+                    latest[addr + k] = (r.last_ts, v, r.changed_ts)
+        return latest
+
+    @staticmethod
+    def _current(a: int, reg: Register, latest: dict[int, tuple[int, int, int]]) -> tuple[int, int]:
+        """(value, time it changed) of a register: the newest of its latest read and its record."""
+        got = latest.get(a)
+        if got is None or got[0] < reg.changed_ts or got[1] == reg.last:
+            return reg.last, reg.changed_ts
+        return got[1], got[2]
 
     # --- state and output -----------------------------------------------------------------
 
@@ -263,19 +301,21 @@ class RegisterTable:
              and a + 1 in regs})
         specs = {a: user(self.name, a) for a in regs} if user is not None else {}
         seen = self._seen()
+        latest = self._latest()
+        current = {a: self._current(a, r, latest) for a, r in regs.items()}
         out: list[dict[str, Any]] = []
         skip = -1
         for a in sorted(regs):
             if a == skip:
                 continue
-            entry, width = self._entry(a, bits, pairs.get(a), specs.get(a), seen)
+            entry, width = self._entry(a, bits, pairs.get(a), specs.get(a), seen, current)
             if width == 2:
                 skip = a + 1
             out.append(entry)
         return out
 
     def _entry(self, a: int, bits: bool, pair: tuple[str, str] | None, spec: Any,
-               seen: dict[int, int]) -> tuple[dict[str, Any], int]:
+               seen: dict[int, int], current: dict[int, tuple[int, int]]) -> tuple[dict[str, Any], int]:
         reg = self.registers[a]
         e: dict[str, Any] = {"address": a, "ref": modicon_ref(self.name, a)}
         if spec is not None:
@@ -287,29 +327,28 @@ class RegisterTable:
         else:
             kind, order, source = guess_single(reg.umin, reg.umax, reg.smin, reg.smax), "big", "guess"
         width = 2 if kind in ("u32", "i32", "float32") and a + 1 in self.registers else 1
-        words = (reg.last,) if width == 1 else (reg.last, self.registers[a + 1].last)
+        words = (current[a][0],) if width == 1 else (current[a][0], current[a + 1][0])
         e.update(type=kind, source=source, registers=width)
         if width == 2:
             e["word_order"] = order
         e["raw"] = list(words)
         e["value"] = interpret(kind, order, words)
-        e.update(self._value_range(a, kind, order, width, reg))
+        e.update(self._value_range(a, kind, order, width, reg, e["value"]))
         e["changes"] = reg.changes if width == 1 else reg.changes + self.registers[a + 1].changes
-        e["changed"] = max(reg.changed_ts, self.registers[a + 1].changed_ts) if width == 2 \
-            else reg.changed_ts
+        e["changed"] = max(current[a][1], current[a + 1][1]) if width == 2 else current[a][1]
         e["last_seen"] = max(seen.get(a, 0), e["changed"])
         if spec is not None:
             e.update(spec.describe(e["value"]))
         return e, width
 
-    def _value_range(self, a: int, kind: str, order: str, width: int,
-                     reg: Register) -> dict[str, Any]:
+    def _value_range(self, a: int, kind: str, order: str, width: int, reg: Register,
+                     value: Any) -> dict[str, Any]:
         if width == 1:
-            if kind == "i16":
-                return {"min": reg.smin, "max": reg.smax}
-            return {"min": reg.umin, "max": reg.umax}
-        p = self.pairs.get(a)
-        if p is None:
-            return {"min": None, "max": None}
-        lo, hi = p.value_range(kind, order)
+            lo, hi = (reg.smin, reg.smax) if kind == "i16" else (reg.umin, reg.umax)
+        else:
+            p = self.pairs.get(a)
+            lo, hi = p.value_range(kind, order) if p is not None else (None, None)
+        if value is not None:  # the exact last value is always inside the range shown
+            lo = value if lo is None else min(lo, value)
+            hi = value if hi is None else max(hi, value)
         return {"min": lo, "max": hi}

@@ -22,7 +22,8 @@ how registers are meant, from the values it sees:
   Changes between consecutive reads count too: the high word of a real 32-bit
   value does not change alone (that would be a jump by a multiple of 65536,
   or of a float's exponent with the same low mantissa bits), so pairs whose
-  "high" word changed alone in more than 5% of their changes are no 32-bit
+  "high" word changed alone in more than one and 10% of their changes (a float
+  that exactly doubles keeps its low word) are no 32-bit
   value in that order; and an integer needs a carry (both words changed, the
   high one by one) before it counts as one.  Static or slowly moving 32-bit
   integers therefore show as two u16 until a carry is seen.
@@ -52,7 +53,7 @@ _FLOAT_MIN: Final = 1e-4
 _FLOAT_MAX: Final = 1e7
 _INT_MAX: Final = 1_000_000_000
 #: Pair evidence is updated from at most this many samples per pair (bounded CPU).
-MAX_PAIR_SAMPLES: Final = 512
+MAX_PAIR_SAMPLES: Final = 128
 
 
 class PairStats:
@@ -106,7 +107,7 @@ class PairStats:
         if n == 0:
             return None
         need = n - n // 20  # tolerate 5% odd samples (a value read mid-update)
-        steady = [self.hionly[o] <= self.changes // 20 for o in (0, 1)]
+        steady = [self.hionly[o] <= 1 + self.changes // 10 for o in (0, 1)]
         floats = [o for o in (0, 1) if self.f[o] >= need and self.fproof[o] and steady[o]]
         if floats:
             return "float32", WORD_ORDERS[floats[0]]
