@@ -157,6 +157,15 @@ def ensure_capture(out_dir: Path, packets: int, seed: int) -> tuple[Path, dict]:
     return pcap, json.loads(truth_path.read_text())
 
 
+def find_truth(pcap: Path, given: Path | None) -> Path:
+    """The truth file of a capture made by gen_capture.py (see --truth)."""
+    for candidate in (given, Path(f"{pcap}.truth.json"), pcap.with_suffix(".truth.json")):
+        if candidate is not None and candidate.exists():
+            return candidate
+    raise SystemExit(f"bench: no truth file for {pcap} (give --truth; captures made by "
+                     "bench/gen_capture.py have one)")
+
+
 # ---------------------------------------------------------------------------- our tool
 
 def agent_command() -> list[str] | None:
@@ -424,7 +433,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="Time otsentry-agent decode against tshark and Suricata on a generated "
                     "2M-packet Modbus/TCP capture, and print packets/s, peak memory and ratios.",
-        epilog="examples:\n"
+        epilog="tools (--tools):\n"
+               "  ours-stats    otsentry-agent decode F --stats --json (counts checked against "
+               "the truth)\n"
+               "  ours-jsonl    otsentry-agent decode F > /dev/null (JSON lines)\n"
+               "  tshark        tshark -r F -Y modbus -T fields -e modbus.func_code > /dev/null\n"
+               "  suricata      Suricata 7, Modbus parser on, reassembly depth 0, no eve logging\n"
+               "  suricata-eve  the same with eve 'modbus' logging\n"
+               "Each tool runs --runs times as a whole process; the median wall time and the\n"
+               "peak RSS count. Suricata is installed from Debian bookworm-backports when\n"
+               "missing (root or sudo), unless --no-install.\n\n"
+               "examples:\n"
                "  ./dev bench                                  # the whole benchmark\n"
                "  python bench/decode.py --runs 1 --packets 200000   # a quick look\n"
                "  python bench/decode.py --tools tshark,suricata --json\n"
@@ -437,7 +456,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tools", default=",".join(TOOLS),
                     help=f"comma-separated subset of {','.join(TOOLS)} (default: all)")
     ap.add_argument("--capture", type=Path,
-                    help="benchmark this capture instead (needs <capture>.truth.json next to it)")
+                    help="benchmark this capture instead of a generated one")
+    ap.add_argument("--truth", type=Path,
+                    help="with --capture: its truth file from bench/gen_capture.py (default "
+                         "<capture>.truth.json, else <capture stem>.truth.json)")
     ap.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
                     help="where generated captures are cached (default bench/out)")
     ap.add_argument("--no-install", action="store_true",
@@ -458,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = set(args.tools.split(","))
     if args.capture:
         pcap = args.capture
-        truth = json.loads(Path(f"{pcap}.truth.json").read_text())
+        truth = json.loads(find_truth(pcap, args.truth).read_text())
     else:
         pcap, truth = ensure_capture(args.out_dir, args.packets, args.seed)
     packets = truth["packets"]
