@@ -7,8 +7,8 @@ import json
 import signal
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from otsentry.agent.output import JsonLinesWriter
@@ -51,6 +51,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --stats: print the counts as one JSON object")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write JSON lines to FILE instead of stdout")
+    add_capture_arguments(p)
+
+
+def add_capture_arguments(p: argparse.ArgumentParser, duration: bool = True) -> None:
+    """The options every command that reads traffic shares (ports, live capture, progress).
+
+    ``duration=False`` leaves out ``--duration`` for commands that give it another meaning.
+    """
     p.add_argument("--ports", metavar="LIST", default="502", type=_port_list,
                    help="comma-separated TCP/UDP ports that carry Modbus (default: 502)")
     p.add_argument("--no-heuristic", action="store_true",
@@ -59,10 +67,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="progress line on stderr: auto = only when stderr is a terminal")
     p.add_argument("--filter", metavar="BPF", default="tcp",
                    help="live capture: tcpdump-style filter (default 'tcp': Modbus on any port)")
-    p.add_argument("--duration", metavar="SECONDS", type=float,
-                   help="live capture: stop after this many seconds (default: run until Ctrl-C)")
+    if duration:
+        p.add_argument("--duration", metavar="SECONDS", type=float,
+                       help="live capture: stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("--count", metavar="N", type=int,
                    help="stop after N packets")
+
+
+def capture_options(args: argparse.Namespace, **config: object) -> tuple[PipelineConfig, dict]:
+    """The pipeline config and the ``run_pipeline`` keyword arguments from those options."""
+    pcfg = PipelineConfig(ports=args.ports, heuristic=not args.no_heuristic, **config)  # type: ignore[arg-type]
+    return pcfg, {"progress_mode": args.progress, "bpf": args.filter,
+                  "duration": getattr(args, "duration", None), "count": args.count}
 
 
 def _port_list(text: str) -> tuple[int, ...]:
@@ -176,22 +192,18 @@ def _print_table(d: dict[str, Any], out: TextIO) -> None:
               f"non-Modbus flows on Modbus ports: {d['non_modbus_flows']}\n\n")
     out.write(f"{'function':<40} {'requests':>10} {'responses':>10}\n")
     fcs = sorted({int(k) for k in d["requests_by_function"]} | {int(k) for k in d["responses_by_function"]})
-    for fc in fcs:
-        out.write(f"{fc:>3} {spec.function_name(fc):<36} {d['requests_by_function'].get(str(fc), 0):>10,} "
-                  f"{d['responses_by_function'].get(str(fc), 0):>10,}\n")
+    out.writelines(f"{fc:>3} {spec.function_name(fc):<36} {d['requests_by_function'].get(str(fc), 0):>10,} "
+                  f"{d['responses_by_function'].get(str(fc), 0):>10,}\n" for fc in fcs)
     if d["exceptions_by_code"]:
         out.write(f"\n{'exception':<40} {'responses':>10}\n")
-        for code, n in d["exceptions_by_code"].items():
-            out.write(f"{code:>3} {spec.exception_name(int(code)):<36} {n:>10,}\n")
+        out.writelines(f"{code:>3} {spec.exception_name(int(code)):<36} {n:>10,}\n" for code, n in d["exceptions_by_code"].items())
     if d["transactions"]:
         out.write("\ntransactions: " + ", ".join(f"{k} {v:,}" for k, v in d["transactions"].items()) + "\n")
     if d["violations_by_kind"]:
         out.write("\nviolations:\n")
-        for kind, n in d["violations_by_kind"].items():
-            out.write(f"    {kind:<36} {n:>10,}\n")
+        out.writelines(f"    {kind:<36} {n:>10,}\n" for kind, n in d["violations_by_kind"].items())
     out.write(f"\nendpoints (source -> destination, unit): {len(d['endpoints'])}\n")
-    for src, dst, unit in d["endpoints"][:50]:
-        out.write(f"    {src:>39} -> {dst:<39} unit {unit}\n")
+    out.writelines(f"    {src:>39} -> {dst:<39} unit {unit}\n" for src, dst, unit in d["endpoints"][:50])
     if len(d["endpoints"]) > 50:
         out.write(f"    ... and {len(d['endpoints']) - 50} more (use --json for all)\n")
 
@@ -200,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``decode``; returns the exit code (3 when the capture was damaged)."""
     from otsentry.agent.cli import EXIT_OK, EXIT_PARTIAL
 
-    config = PipelineConfig(ports=args.ports, heuristic=not args.no_heuristic)
+    config, kwargs = capture_options(args)
     stats = Stats()
     sinks: list = [stats]
     out_file = None
@@ -208,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
         out_file = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
         sinks.append(JsonLinesWriter(out_file or sys.stdout))
     try:
-        pipe, error = run_pipeline(args.source, sinks, config, args.progress, bpf=args.filter,
-                                   duration=args.duration, count=args.count)
+        pipe, error = run_pipeline(args.source, sinks, config, **kwargs)
     finally:
         if out_file is not None:
             out_file.close()

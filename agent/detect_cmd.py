@@ -6,12 +6,17 @@ import argparse
 import sys
 import time
 
-from otsentry.agent.decode import _port_list, run_pipeline
+from otsentry.agent.decode import add_capture_arguments, capture_options, run_pipeline
 from otsentry.agent.detect import (
-    RING_FRAMES, DetectConfig, Engine, dump_baseline, load_baseline, load_config, parse_duration,
+    RING_FRAMES,
+    DetectConfig,
+    Engine,
+    dump_baseline,
+    load_baseline,
+    load_config,
+    parse_duration,
 )
 from otsentry.agent.detect._output import write_json_lines, write_pcaps, write_table
-from otsentry.agent.pipeline import PipelineConfig
 from otsentry.common.finding import Severity, merge_all
 
 SUMMARY = "find attacks and anomalies in Modbus traffic (policy, scans, floods, baseline, values)"
@@ -49,13 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-severity", default="info", type=_severity,
                    help="leave out findings below this (info, low, medium, high, critical)")
     p.add_argument("--pcap-dir", metavar="DIR", help="write each finding's pcap slice here")
-    p.add_argument("--ports", metavar="LIST", default="502", type=_port_list,
-                   help="comma-separated ports that carry Modbus (default: 502)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress line on stderr: auto = only when stderr is a terminal")
-    p.add_argument("--filter", metavar="BPF", default="tcp", help="live capture: filter")
-    p.add_argument("--duration", metavar="SECONDS", type=float,
-                   help="live capture: stop after this many seconds")
+    add_capture_arguments(p)
 
 
 def _duration(text: str) -> int:
@@ -84,9 +83,8 @@ def run(args: argparse.Namespace) -> int:
     live = args.source.startswith("iface:")
     engine = Engine(config, baseline=baseline, learn_ns=args.learn,
                     agent_clock=lambda _ts: time.time_ns(), live=live)
-    pcfg = PipelineConfig(ports=args.ports, ring_frames=RING_FRAMES)
-    _pipe, error = run_pipeline(args.source, [engine], pcfg, args.progress, bpf=args.filter,
-                                duration=args.duration)
+    pcfg, kwargs = capture_options(args, ring_frames=RING_FRAMES)
+    _pipe, error = run_pipeline(args.source, [engine], pcfg, **kwargs)
     engine.finish()
     findings = sorted((f for f in merge_all(engine.drain()).values()
                        if f.severity >= args.min_severity),

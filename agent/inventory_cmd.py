@@ -11,8 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from otsentry.agent.decode import _port_list, run_pipeline
-from otsentry.agent.pipeline import PipelineConfig
+from otsentry.agent.decode import add_capture_arguments, capture_options, run_pipeline
 
 SUMMARY = "list the devices on the Modbus network: roles, vendors, units, registers, polling"
 
@@ -76,17 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user-map", metavar="FILE", type=Path,
                    help="TOML file naming registers (names, types, units, scaling); "
                         "see docs/inventory.md")
-    p.add_argument("--ports", metavar="LIST", default="502", type=_port_list,
-                   help="comma-separated TCP/UDP ports that carry Modbus (default: 502)")
-    p.add_argument("--no-heuristic", action="store_true",
-                   help="do not look for Modbus on other ports")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress line on stderr: auto = only when stderr is a terminal")
-    p.add_argument("--filter", metavar="BPF", default="tcp",
-                   help="live capture: tcpdump-style filter (default 'tcp')")
-    p.add_argument("--duration", metavar="SECONDS", type=float,
-                   help="live capture: stop after this many seconds (default: until Ctrl-C)")
-    p.add_argument("--count", metavar="N", type=int, help="stop after N packets per source")
+    add_capture_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,12 +85,11 @@ def run(args: argparse.Namespace) -> int:
     from otsentry.common.logging import get_logger
 
     inv = Inventory(state_dir=args.state, user_map=args.user_map)
-    config = PipelineConfig(ports=args.ports, heuristic=not args.no_heuristic)
+    config, kwargs = capture_options(args)
     damaged = False
     changes: Counter[str] = Counter()
     for source in args.sources:
-        _pipe, error = run_pipeline(source, [inv], config, args.progress, bpf=args.filter,
-                                    duration=args.duration, count=args.count)
+        _pipe, error = run_pipeline(source, [inv], config, **kwargs)
         changes.update(c.kind for c in inv.drain_changes())
         if error is not None:
             damaged = True
@@ -133,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 def _time(ns: int | None, date: bool = True) -> str:
     if not ns:
         return "-"
-    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
     return t.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S")
 
 
@@ -157,8 +145,7 @@ def _cut(text: str, width: int) -> str:
 def _table(out: TextIO, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     cells = [header, *[tuple("-" if c is None else str(c) for c in r) for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for r in cells:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+    out.writelines("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in cells)
 
 
 def print_tables(d: dict[str, Any], out: TextIO, registers: bool = False,

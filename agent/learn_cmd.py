@@ -6,10 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from otsentry.agent.decode import _port_list, run_pipeline
+from otsentry.agent.decode import add_capture_arguments, capture_options, run_pipeline
 from otsentry.agent.detect import Learner, dump_baseline
 from otsentry.agent.detect_cmd import _duration
-from otsentry.agent.pipeline import PipelineConfig
 
 SUMMARY = "learn a baseline of normal Modbus traffic from a capture, for 'detect --baseline'"
 
@@ -33,11 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE", required=True, help="where to write the baseline")
     p.add_argument("--duration", metavar="DURATION", type=_duration,
                    help="learn only from the first DURATION of capture time (e.g. 10m)")
-    p.add_argument("--ports", metavar="LIST", default="502", type=_port_list,
-                   help="comma-separated ports that carry Modbus (default: 502)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress line on stderr: auto = only when stderr is a terminal")
-    p.add_argument("--filter", metavar="BPF", default="tcp", help="live capture: filter")
+    add_capture_arguments(p, duration=False)  # --duration above is learning time
 
 
 class _LearnSink:
@@ -62,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     learner = Learner()
     sink = _LearnSink(learner, args.duration)
-    _pipe, error = run_pipeline(args.source, [sink], PipelineConfig(ports=args.ports),
-                                args.progress, bpf=args.filter)
+    pcfg, kwargs = capture_options(args)
+    _pipe, error = run_pipeline(args.source, [sink], pcfg, **kwargs)
     b = learner.baseline()
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write(dump_baseline(b))

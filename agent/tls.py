@@ -17,7 +17,7 @@ import datetime as dt
 from struct import Struct
 from typing import Final
 
-__all__ = ["TlsCertificate", "TlsCertificateReader", "MAX_HANDSHAKE"]
+__all__ = ["MAX_HANDSHAKE", "TlsCertificate", "TlsCertificateReader"]
 
 MAX_HANDSHAKE: Final = 64 * 1024
 _RECORD = Struct(">BHH")
@@ -39,8 +39,16 @@ class TlsCertificate:
         error: why the certificate could not be read, or None.
     """
 
-    __slots__ = ("version", "subject", "issuer", "not_before", "not_after", "names", "sha256",
-                 "error")
+    __slots__ = (
+        "error",
+        "issuer",
+        "names",
+        "not_after",
+        "not_before",
+        "sha256",
+        "subject",
+        "version",
+    )
 
     def __init__(self, version: str | None = None) -> None:
         self.version = version
@@ -63,7 +71,7 @@ class TlsCertificate:
 class TlsCertificateReader:
     """Feed the server's bytes; :attr:`result` is set once the handshake says enough."""
 
-    __slots__ = ("_buf", "_hs", "result", "done", "_version")
+    __slots__ = ("_buf", "_hs", "_version", "done", "result")
 
     def __init__(self) -> None:
         self._buf = bytearray()  # record layer
@@ -169,4 +177,4 @@ def _describe(result: TlsCertificate, der: bytes) -> None:
 
 
 def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
