@@ -51,7 +51,7 @@ class Flow:
     __slots__ = ("id", "transport", "kind", "client_ip", "server_ip", "client_port", "server_port",
                  "client", "server", "client_mac", "server_mac", "vlan", "vlans", "ttl",
                  "server_ttl", "window", "first_ts", "last_ts", "packets", "midstream", "decoder",
-                 "streams", "txs", "tries", "closed", "keys", "user", "ring")
+                 "streams", "txs", "tries", "closed", "keys", "user", "ring", "json_fields")
 
     def __init__(self, fid: int, transport: str, client_ip: bytes, client_port: int,
                  server_ip: bytes, server_port: int, ts: int) -> None:
@@ -83,6 +83,8 @@ class Flow:
         self.ring: deque | None = None
         #: Free slot for consumers (inventory, detectors) to hang per-flow state on.
         self.user: object = None
+        #: The flow's keys as a JSON fragment, made once by the JSON lines output.
+        self.json_fields: str | None = None
 
     def start_modbus(self, midstream: bool, stats: ReassemblyStats, violations: list,
                      tx_timeout_ns: int, max_pending: int) -> None:

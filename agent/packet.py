@@ -159,7 +159,8 @@ class PacketParser:
                 return None
             end = len(data)  # snap length cut the packet: use what was captured
         if frag & 0x3FFF:
-            return self._fragment(data, off + ihl, proto, frag & 0x1FFF)
+            self._fragment(data, off + ihl, proto, frag & 0x1FFF)
+            return None
         return self._transport(data, off + ihl, end, proto, src, dst, ip_id)
 
     def _ipv6(self, data: bytes, off: int) -> tuple | None:
@@ -183,7 +184,8 @@ class PacketParser:
                 frag_off = _U16.unpack_from(data, pos + 2)[0] >> 3
                 more = data[pos + 3] & 1
                 if frag_off or more:
-                    return self._fragment(data, pos + 8, data[pos], frag_off)
+                    self._fragment(data, pos + 8, data[pos], frag_off)
+                    return None
                 nxt, pos = data[pos], pos + 8
             elif nxt == 51:  # AH: length in 4-byte units, minus 2
                 nxt, pos = data[pos], pos + (data[pos + 1] + 2) * 4
@@ -197,7 +199,6 @@ class PacketParser:
             sport, dport = data[pos] << 8 | data[pos + 1], data[pos + 2] << 8 | data[pos + 3]
             if sport in self.modbus_ports or dport in self.modbus_ports:
                 self.fragments_modbus += 1
-        return None
 
     def _transport(self, data: bytes, pos: int, end: int, proto: int, src: bytes, dst: bytes,
                    ip_id: int) -> tuple | None:

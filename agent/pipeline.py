@@ -29,7 +29,7 @@ from typing import Final
 
 from otsentry.agent.flows import HEURISTIC_TRIES, Flow, looks_like_modbus
 from otsentry.agent.modbus import spec
-from otsentry.agent.modbus._events import Violation
+from otsentry.agent.modbus._events import Malformed, Message, NotModbus, Violation
 from otsentry.agent.packet import TCP, PacketParser, frame_details
 from otsentry.agent.reassembly import ReassemblyStats
 from otsentry.agent.transactions import DEFAULT_MAX_PENDING, DEFAULT_TIMEOUT_NS
@@ -91,7 +91,7 @@ class Pipeline:
         self.flows_evicted = 0
         self.flows_idle_closed = 0
         self.next_flow_id = 1
-        self._violations: list = []
+        self._violations: list[tuple[str, int, int, int]] = []
         self._last_sweep = 0
         self._fragments_seen = 0
 
@@ -137,25 +137,27 @@ class Pipeline:
 
     def _dispatch(self, flow: Flow) -> None:
         dec = flow.decoder
-        events = dec._events  # type: ignore[union-attr]
-        dec._events = []  # type: ignore[union-attr]
+        assert dec is not None and flow.txs is not None
+        events = dec._events
+        dec._events = []
         if self._violations:
             events.extend(Violation(d, kind, ts, fr) for kind, ts, fr, d in self._violations)
             self._violations.clear()
         txs: list = []
         table = flow.txs
         for e in events:
-            if e.KIND == "message":
+            if isinstance(e, Message):
                 if e.is_request:
-                    table.request(e, txs)  # type: ignore[union-attr]
+                    table.request(e, txs)
                 else:
-                    table.response(e, txs)  # type: ignore[union-attr]
-            elif e.KIND == "malformed" and e.fc is not None:
-                if e.direction == 0:
-                    table.request(e, txs)  # type: ignore[union-attr]
-                else:
-                    table.response(e, txs)  # type: ignore[union-attr]
-            elif e.KIND == "not-modbus":
+                    table.response(e, txs)
+            elif isinstance(e, Malformed):
+                if e.fc is not None:
+                    if e.direction == 0:
+                        table.request(e, txs)
+                    else:
+                        table.response(e, txs)
+            elif isinstance(e, NotModbus):
                 flow.kind = "not-modbus"
         for sink in self.sinks:
             sink(flow, events, txs)

@@ -46,18 +46,28 @@ class StreamSink(Protocol):
     def eof(self, direction: int, ts: int = 0, frame: int = 0) -> None: ...
 
 
+_STATS_FIELDS: Final = ("segments", "retransmissions", "span_duplicates", "out_of_order",
+                        "overlaps", "overlap_mismatches", "gaps", "gap_bytes", "ooo_dropped_bytes")
+
+
 class ReassemblyStats:
     """Counters shared by every stream of a pipeline (all int)."""
 
-    __slots__ = ("segments", "retransmissions", "span_duplicates", "out_of_order", "overlaps",
-                 "overlap_mismatches", "gaps", "gap_bytes", "ooo_dropped_bytes")
+    __slots__ = _STATS_FIELDS
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.segments = 0
+        self.retransmissions = 0
+        self.span_duplicates = 0
+        self.out_of_order = 0
+        self.overlaps = 0
+        self.overlap_mismatches = 0
+        self.gaps = 0
+        self.gap_bytes = 0
+        self.ooo_dropped_bytes = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in _STATS_FIELDS}
 
 
 def _sdiff(a: int, b: int) -> int:

@@ -23,9 +23,9 @@ reported unanswered with ``evicted`` set.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Union
 
-from otsentry.agent.modbus._events import Message
+from otsentry.agent.modbus._events import Malformed, Message
 
 __all__ = ["Transaction", "TransactionTable", "DEFAULT_TIMEOUT_NS", "DEFAULT_MAX_PENDING"]
 
@@ -34,9 +34,14 @@ DEFAULT_MAX_PENDING: Final = 256
 _RECENT_ANSWERED: Final = 64
 _MAX_ORPHANS: Final = 64
 
+#: What pairs: a decoded message, or a malformed ADU whose header could be read.
+Msg = Union[Message, Malformed]
+#: Pairing key: (transaction id, unit id).
+Key = tuple[Any, Any]
 
-def _status(response: Message) -> str:
-    if response.KIND == "malformed":
+
+def _status(response: Msg) -> str:
+    if isinstance(response, Malformed):
         return "malformed"
     return "exception" if response.is_exception else "ok"
 
@@ -59,9 +64,9 @@ class Transaction:
     __slots__ = ("flow", "request", "response", "status", "latency_ns", "violations", "previous",
                  "evicted")
 
-    def __init__(self, flow: Any, request: Message | None, response: Message | None, status: str,
+    def __init__(self, flow: Any, request: Msg | None, response: Msg | None, status: str,
                  latency_ns: int | None = None, violations: tuple[str, ...] = (),
-                 previous: Message | None = None, evicted: bool = False) -> None:
+                 previous: Msg | None = None, evicted: bool = False) -> None:
         self.flow = flow
         self.request = request
         self.response = response
@@ -72,20 +77,20 @@ class Transaction:
         self.evicted = evicted
 
     @property
-    def first(self) -> Message:
+    def first(self) -> Msg:
         """The earliest message of the transaction."""
         return self.request if self.request is not None else self.response  # type: ignore[return-value]
 
     @property
-    def fc(self) -> int:
+    def fc(self) -> Any:
         return self.first.fc
 
     @property
-    def unit(self) -> int:
+    def unit(self) -> Any:
         return self.first.unit
 
     @property
-    def tid(self) -> int:
+    def tid(self) -> Any:
         return self.first.tid
 
     def __repr__(self) -> str:
@@ -113,15 +118,15 @@ class TransactionTable:
         self.flow = flow
         self.timeout_ns = timeout_ns
         self.max_pending = max_pending
-        self.pending: dict[tuple[int, int], Any] = {}
+        self.pending: dict[Key, Any] = {}
         self.npending = 0
-        self.answered: dict[tuple[int, int], Message] = {}
+        self.answered: dict[Key, Msg] = {}
         self.oldest_ts = 0
         #: Responses with no request yet, by key: the request may still come (the other
         #: direction can be decoded later, e.g. while the decoder resyncs midstream).
-        self.orphans: dict[tuple[int, int], Message] = {}
+        self.orphans: dict[Key, Msg] = {}
 
-    def request(self, msg: Message, out: list) -> None:
+    def request(self, msg: Msg, out: list) -> None:
         """Record a request; may emit unanswered transactions for expired or evicted ones."""
         if self.orphans and self._claim_orphan(msg, out):
             return
@@ -143,7 +148,7 @@ class TransactionTable:
         if self.npending > self.max_pending:
             self._evict_oldest(out)
 
-    def _take(self, key: tuple[int, int]) -> Message | None:
+    def _take(self, key: Key) -> Msg | None:
         cur = self.pending.pop(key, None)
         if cur is None:
             return None
@@ -155,7 +160,7 @@ class TransactionTable:
             return req
         return cur
 
-    def response(self, msg: Message, out: list) -> None:
+    def response(self, msg: Msg, out: list) -> None:
         """Pair a response with its request and emit the transaction."""
         key = (msg.tid, msg.unit)
         req = self._take(key) if key in self.pending else None
@@ -183,7 +188,7 @@ class TransactionTable:
             out.append(Transaction(self.flow, None, old, "unmatched"))
         self.orphans[key] = msg
 
-    def _claim_orphan(self, msg: Message, out: list) -> bool:
+    def _claim_orphan(self, msg: Msg, out: list) -> bool:
         """Pair a late-decoded request with a response that arrived before it."""
         key = (msg.tid, msg.unit)
         rsp = self.orphans.get(key)
@@ -201,16 +206,17 @@ class TransactionTable:
             del self.orphans[(m.tid, m.unit)]
         return [Transaction(self.flow, None, m, "unmatched") for m in gone]
 
-    def _heads(self) -> list[tuple[tuple[int, int], Message]]:
+    def _heads(self) -> list[tuple[Key, Msg]]:
         """(key, oldest waiting request) for every key."""
         return [(k, v[0] if type(v) is list else v) for k, v in self.pending.items()]
 
-    def _fifo_fallback(self, msg: Message) -> Message | None:
+    def _fifo_fallback(self, msg: Msg) -> Msg | None:
         """The oldest pending request of the same unit and function, for servers that do
         not echo the transaction id (or masters that reuse it); None if there is none."""
         if not self.npending:
             return None
-        best_key, best = None, None
+        best_key: Key | None = None
+        best: Msg | None = None
         for key, head in self._heads():
             if (head.unit == msg.unit and head.fc == msg.fc and head.ts <= msg.ts
                     and (best is None or head.ts < best.ts)):
@@ -229,11 +235,14 @@ class TransactionTable:
             if everything:
                 self.answered.clear()
             return
-        oldest = None
-        expired = []
-        for key, head in self._heads():
+        oldest: int | None = None
+        expired: list[Msg] = []
+        for key, first in self._heads():
+            head: Msg | None = first
             while head is not None and (everything or head.ts < limit):
-                expired.append(self._take(key))
+                taken = self._take(key)
+                if taken is not None:
+                    expired.append(taken)
                 head = self._head(key)
             if head is not None and (oldest is None or head.ts < oldest):
                 oldest = head.ts
@@ -243,7 +252,7 @@ class TransactionTable:
         if everything:
             self.answered.clear()
 
-    def _head(self, key: tuple[int, int]) -> Message | None:
+    def _head(self, key: Key) -> Msg | None:
         cur = self.pending.get(key)
         return cur[0] if type(cur) is list else cur
 

@@ -41,8 +41,13 @@ from struct import Struct
 from typing import Final
 
 from otsentry.agent.modbus import _events as ev
+from otsentry.agent.modbus._pdu import (
+    REQUEST_DECODERS,
+    RESPONSE_DECODERS,
+    _raw_request,
+    _raw_response,
+)
 from otsentry.agent.modbus._spec import PUBLIC
-from otsentry.agent.modbus._pdu import REQUEST_DECODERS, RESPONSE_DECODERS, _raw_request, _raw_response
 from otsentry.common.errors import MalformedFrame
 
 __all__ = ["Decoder", "NEED_DATA", "classify_payload", "MAX_BAD_HEADERS", "crc16",
@@ -205,7 +210,7 @@ class Decoder:
 
     def __init__(self, midstream: bool = False) -> None:
         self._dirs = (_Direction(midstream), _Direction(midstream))
-        self._events: list[object] = []
+        self._events: list[ev.Event] = []
         #: Protocol name once the connection was found not to be Modbus, else None.
         self.not_modbus: str | None = None
         #: Valid ADUs decoded so far (both directions).
@@ -230,7 +235,10 @@ class Decoder:
         if not data:
             self._eof(d, direction, ts, frame)
             return
-        if self.not_modbus is not None or d.closed:
+        # (read into a local: a check on the attribute itself would let a type checker, and
+        # so the compiled build, assume it stays None after _frame() below)
+        ignored = self.not_modbus
+        if ignored is not None or d.closed:
             self.bytes_ignored += len(data)
             return
         if not d.buf and not d.resync and d.rtu_checked:
@@ -259,7 +267,8 @@ class Decoder:
         ``truncated-adu`` :class:`Malformed` event; datagrams never join.
         """
         d = self._dirs[direction]
-        if self.not_modbus is not None:
+        ignored = self.not_modbus  # a local, as in receive()
+        if ignored is not None:
             self.bytes_ignored += len(data)
             return
         d.resync = False
@@ -313,7 +322,7 @@ class Decoder:
             return self._events.pop(0)
         return NEED_DATA
 
-    def take_events(self) -> list[object]:
+    def take_events(self) -> list[ev.Event]:
         """Return and clear every pending event (the batch form of :meth:`next_event`)."""
         out = self._events
         self._events = []

@@ -15,7 +15,7 @@ Application Protocol V1.1b3).  Addresses are 0-based, as on the wire.
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, Union
 
 from otsentry.agent.modbus import _spec
 
@@ -36,7 +36,7 @@ __all__ = [
     "ReadDeviceIdentificationRequest", "ReadDeviceIdentificationResponse",
     "EncapsulatedRequest", "EncapsulatedResponse", "UmasRequest", "UmasResponse",
     "RawRequest", "RawResponse", "ExceptionResponse", "Malformed", "Gap", "NotModbus", "Violation",
-    "unpack_bits", "jsonable",
+    "unpack_bits", "jsonable", "Event",
 ]
 
 Direction = int
@@ -45,13 +45,21 @@ REQUEST: Direction = 0
 #: Server (slave) to client (master).
 RESPONSE: Direction = 1
 
-_NO_VIOLATIONS: tuple[str, ...] = ()
-_BASE_SLOTS = ("tid", "unit", "ts", "frame", "violations")
+_NO: Final[tuple[str, ...]] = ()
+#: Attributes every message has; ``fc`` is one too, but a class constant for most.
+_BASE_SLOTS: Final = ("tid", "unit", "ts", "frame", "violations", "fc")
+_EQ_SLOTS: Final = ("tid", "unit", "ts", "frame", "violations")
+
+
+_BYTE_BITS: Final[list[list[int]]] = [[(byte >> i) & 1 for i in range(8)] for byte in range(256)]
 
 
 def unpack_bits(data: bytes, count: int | None = None) -> list[int]:
     """Coil/discrete-input bytes to a list of 0/1, LSB of the first byte first ([AP] §6.1)."""
-    bits = [(byte >> i) & 1 for byte in data for i in range(8)]
+    bits: list[int] = []
+    table = _BYTE_BITS
+    for byte in data:
+        bits.extend(table[byte])
     return bits if count is None else bits[:count]
 
 
@@ -70,6 +78,15 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _diagnostics_fields(sub_function: int, data: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {"sub_function": sub_function,
+                           "sub_function_name": _spec.diagnostic_name(sub_function),
+                           "data": data.hex()}
+    if len(data) % 2 == 0:
+        out["values"] = list(struct.unpack(f">{len(data) // 2}H", data))
+    return out
+
+
 class Message:
     """Base of every decoded Modbus message.
 
@@ -79,37 +96,36 @@ class Message:
         ts: capture time in integer nanoseconds since the epoch.
         frame: number of the frame that completed the message.
         violations: names of spec limits the message breaks (empty when clean).
+        fc: function code without the exception bit (fixed per class, except for
+            raw and exception messages, which carry the code they were sent with).
+
+    Every class spells out its ``__init__`` and ``FIELDS`` (no generated code), so
+    the same source runs interpreted and compiled.
     """
 
     __slots__ = _BASE_SLOTS
     #: Event kind, the same on every event class: ``message``, ``malformed``, ``gap``...
     KIND: ClassVar[str] = "message"
-    #: Function code without the exception bit.
-    fc: ClassVar[int] = 0
     is_request: ClassVar[bool] = False
     is_exception: ClassVar[bool] = False
     #: Own fields of the subclass, in constructor order (after the base ones).
     FIELDS: ClassVar[tuple[str, ...]] = ()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        fields: list[str] = []
-        for klass in reversed(cls.__mro__):
-            for name in klass.__dict__.get("__slots__", ()):
-                if name not in _BASE_SLOTS and name not in fields:
-                    fields.append(name)
-        cls.FIELDS = tuple(fields)
-        params = ", ".join(fields)
-        body = "".join(f"    self.{f} = {f}\n" for f in fields)
-        src = (
-            f"def __init__(self, tid, unit, ts, frame{', ' + params if params else ''}, "
-            f"violations=_NO):\n"
-            "    self.tid = tid\n    self.unit = unit\n    self.ts = ts\n"
-            f"    self.frame = frame\n    self.violations = violations\n{body}"
-        )
-        namespace: dict[str, Any] = {"_NO": _NO_VIOLATIONS}
-        exec(src, namespace)  # builds a fast, explicit __init__ (as collections.namedtuple does)
-        cls.__init__ = namespace["__init__"]  # type: ignore[misc]
+    tid: int
+    unit: int
+    ts: int
+    frame: int
+    violations: tuple[str, ...]
+    fc: int
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 0
 
     @property
     def name(self) -> str:
@@ -123,7 +139,7 @@ class Message:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in (*_BASE_SLOTS, *self.FIELDS))
+        return all(getattr(self, s) == getattr(other, s) for s in (*_EQ_SLOTS, *self.FIELDS))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -152,12 +168,21 @@ class _ReadRequest(Request):
     """Attributes: address (first item, 0-based), quantity (items to read)."""
 
     __slots__ = ("address", "quantity")
+    FIELDS = ("address", "quantity")
+    address: int
+    quantity: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"address": self.address, "quantity": self.quantity}
 
 
 class _BitsResponse(Response):
     """Attributes: byte_count, bits (raw packed bytes; see :meth:`values`)."""
 
     __slots__ = ("byte_count", "bits")
+    FIELDS = ("byte_count", "bits")
+    byte_count: int
+    bits: bytes
 
     def values(self, quantity: int | None = None) -> list[int]:
         """The bits as 0/1, trimmed to the request's quantity when given."""
@@ -171,71 +196,180 @@ class _RegistersResponse(Response):
     """Attributes: byte_count, registers (tuple of unsigned 16-bit values)."""
 
     __slots__ = ("byte_count", "registers")
+    FIELDS = ("byte_count", "registers")
+    byte_count: int
+    registers: tuple[int, ...]
+
+    def fields(self) -> dict[str, Any]:
+        return {"byte_count": self.byte_count, "registers": list(self.registers)}
 
 
 class ReadCoilsRequest(_ReadRequest):
     """FC 1 request ([AP] §6.1): read ``quantity`` (1-2000) coils from ``address``."""
 
     __slots__ = ()
-    fc = 1
+    FIELDS = ("address", "quantity")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 1
+        self.address = address
+        self.quantity = quantity
 
 
 class ReadCoilsResponse(_BitsResponse):
     """FC 1 response ([AP] §6.1): coil status packed 8 per byte."""
 
     __slots__ = ()
-    fc = 1
+    FIELDS = ("byte_count", "bits")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, byte_count: int, bits: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 1
+        self.byte_count = byte_count
+        self.bits = bits
 
 
 class ReadDiscreteInputsRequest(_ReadRequest):
     """FC 2 request ([AP] §6.2): read ``quantity`` (1-2000) discrete inputs."""
 
     __slots__ = ()
-    fc = 2
+    FIELDS = ("address", "quantity")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 2
+        self.address = address
+        self.quantity = quantity
 
 
 class ReadDiscreteInputsResponse(_BitsResponse):
     """FC 2 response ([AP] §6.2): input status packed 8 per byte."""
 
     __slots__ = ()
-    fc = 2
+    FIELDS = ("byte_count", "bits")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, byte_count: int, bits: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 2
+        self.byte_count = byte_count
+        self.bits = bits
 
 
 class ReadHoldingRegistersRequest(_ReadRequest):
     """FC 3 request ([AP] §6.3): read ``quantity`` (1-125) holding registers."""
 
     __slots__ = ()
-    fc = 3
+    FIELDS = ("address", "quantity")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 3
+        self.address = address
+        self.quantity = quantity
 
 
 class ReadHoldingRegistersResponse(_RegistersResponse):
     """FC 3 response ([AP] §6.3): ``registers`` as unsigned 16-bit values."""
 
     __slots__ = ()
-    fc = 3
+    FIELDS = ("byte_count", "registers")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, byte_count: int,
+                 registers: tuple[int, ...], violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 3
+        self.byte_count = byte_count
+        self.registers = registers
 
 
 class ReadInputRegistersRequest(_ReadRequest):
     """FC 4 request ([AP] §6.4): read ``quantity`` (1-125) input registers."""
 
     __slots__ = ()
-    fc = 4
+    FIELDS = ("address", "quantity")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 4
+        self.address = address
+        self.quantity = quantity
 
 
 class ReadInputRegistersResponse(_RegistersResponse):
     """FC 4 response ([AP] §6.4): ``registers`` as unsigned 16-bit values."""
 
     __slots__ = ()
-    fc = 4
+    FIELDS = ("byte_count", "registers")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, byte_count: int,
+                 registers: tuple[int, ...], violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 4
+        self.byte_count = byte_count
+        self.registers = registers
 
 
 # --- single writes ([AP] §6.5, §6.6) ------------------------------------------------------
 
 
-class _SingleCoil(Message):
-    """Attributes: address, value (raw: 0xFF00 = ON, 0x0000 = OFF, others violate)."""
+class WriteSingleCoilRequest(Request):
+    """FC 5 request ([AP] §6.5).
+
+    Attributes: address, value (raw: 0xFF00 = ON, 0x0000 = OFF, others violate).
+    """
 
     __slots__ = ("address", "value")
+    FIELDS = ("address", "value")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, value: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 5
+        self.address = address
+        self.value = value
 
     @property
     def on(self) -> bool:
@@ -243,40 +377,63 @@ class _SingleCoil(Message):
         return self.value == 0xFF00
 
 
-class WriteSingleCoilRequest(_SingleCoil, Request):
-    """FC 5 request ([AP] §6.5)."""
-
-    __slots__ = ()
-    fc = 5
-    is_request = True
-
-
-class WriteSingleCoilResponse(_SingleCoil, Response):
+class WriteSingleCoilResponse(Response):
     """FC 5 response ([AP] §6.5): an echo of the request."""
 
-    __slots__ = ()
-    fc = 5
+    __slots__ = ("address", "value")
+    FIELDS = ("address", "value")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, value: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 5
+        self.address = address
+        self.value = value
+
+    @property
+    def on(self) -> bool:
+        """True when the coil is forced ON."""
+        return self.value == 0xFF00
 
 
-class _SingleRegister(Message):
-    """Attributes: address, value (unsigned 16-bit)."""
+class WriteSingleRegisterRequest(Request):
+    """FC 6 request ([AP] §6.6). Attributes: address, value (unsigned 16-bit)."""
 
     __slots__ = ("address", "value")
+    FIELDS = ("address", "value")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, value: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 6
+        self.address = address
+        self.value = value
 
 
-class WriteSingleRegisterRequest(_SingleRegister, Request):
-    """FC 6 request ([AP] §6.6)."""
-
-    __slots__ = ()
-    fc = 6
-    is_request = True
-
-
-class WriteSingleRegisterResponse(_SingleRegister, Response):
+class WriteSingleRegisterResponse(Response):
     """FC 6 response ([AP] §6.6): an echo of the request."""
 
-    __slots__ = ()
-    fc = 6
+    __slots__ = ("address", "value")
+    FIELDS = ("address", "value")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, value: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 6
+        self.address = address
+        self.value = value
 
 
 # --- serial-line diagnostics ([AP] §6.7-6.9) ----------------------------------------------
@@ -286,21 +443,53 @@ class ReadExceptionStatusRequest(Request):
     """FC 7 request ([AP] §6.7): no fields."""
 
     __slots__ = ()
-    fc = 7
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 7
 
 
 class ReadExceptionStatusResponse(Response):
     """FC 7 response ([AP] §6.7). Attributes: status (8 exception status bits)."""
 
     __slots__ = ("status",)
-    fc = 7
+    FIELDS = ("status",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, status: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 7
+        self.status = status
 
 
-class _Diagnostics(Message):
-    """Attributes: sub_function ([AP] §6.8.1), data (raw bytes after the sub-function)."""
+class DiagnosticsRequest(Request):
+    """FC 8 request ([AP] §6.8).
+
+    Attributes: sub_function ([AP] §6.8.1), data (raw bytes after the sub-function).
+    """
 
     __slots__ = ("sub_function", "data")
-    fc = 8
+    FIELDS = ("sub_function", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, sub_function: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 8
+        self.sub_function = sub_function
+        self.data = data
 
     @property
     def sub_function_name(self) -> str:
@@ -308,45 +497,81 @@ class _Diagnostics(Message):
         return _spec.diagnostic_name(self.sub_function)
 
     def fields(self) -> dict[str, Any]:
-        out = {"sub_function": self.sub_function, "sub_function_name": self.sub_function_name,
-               "data": self.data.hex()}
-        if len(self.data) % 2 == 0:
-            out["values"] = list(struct.unpack(f">{len(self.data) // 2}H", self.data))
-        return out
+        return _diagnostics_fields(self.sub_function, self.data)
 
 
-class DiagnosticsRequest(_Diagnostics, Request):
-    """FC 8 request ([AP] §6.8)."""
-
-    __slots__ = ()
-    is_request = True
-
-
-class DiagnosticsResponse(_Diagnostics, Response):
+class DiagnosticsResponse(Response):
     """FC 8 response ([AP] §6.8)."""
 
-    __slots__ = ()
+    __slots__ = ("sub_function", "data")
+    FIELDS = ("sub_function", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, sub_function: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 8
+        self.sub_function = sub_function
+        self.data = data
+
+    @property
+    def sub_function_name(self) -> str:
+        """Name of the sub-function, e.g. ``force_listen_only_mode``."""
+        return _spec.diagnostic_name(self.sub_function)
+
+    def fields(self) -> dict[str, Any]:
+        return _diagnostics_fields(self.sub_function, self.data)
 
 
 class GetCommEventCounterRequest(Request):
     """FC 11 request ([AP] §6.9): no fields."""
 
     __slots__ = ()
-    fc = 11
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 11
 
 
 class GetCommEventCounterResponse(Response):
     """FC 11 response ([AP] §6.9). Attributes: status (0xFFFF busy), event_count."""
 
     __slots__ = ("status", "event_count")
-    fc = 11
+    FIELDS = ("status", "event_count")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, status: int, event_count: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 11
+        self.status = status
+        self.event_count = event_count
 
 
 class GetCommEventLogRequest(Request):
     """FC 12 request ([AP] §6.10): no fields."""
 
     __slots__ = ()
-    fc = 12
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 12
 
 
 class GetCommEventLogResponse(Response):
@@ -356,7 +581,20 @@ class GetCommEventLogResponse(Response):
     """
 
     __slots__ = ("status", "event_count", "message_count", "events")
-    fc = 12
+    FIELDS = ("status", "event_count", "message_count", "events")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, status: int, event_count: int,
+                 message_count: int, events: bytes, violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 12
+        self.status = status
+        self.event_count = event_count
+        self.message_count = message_count
+        self.events = events
 
 
 # --- multiple writes ([AP] §6.11, §6.12) --------------------------------------------------
@@ -369,7 +607,19 @@ class WriteMultipleCoilsRequest(Request):
     """
 
     __slots__ = ("address", "quantity", "bits")
-    fc = 15
+    FIELDS = ("address", "quantity", "bits")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 bits: bytes, violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 15
+        self.address = address
+        self.quantity = quantity
+        self.bits = bits
 
     def values(self) -> list[int]:
         """The coil values written, as 0/1."""
@@ -383,27 +633,67 @@ class _WriteMultipleResponse(Response):
     """Attributes: address, quantity (echoed from the request)."""
 
     __slots__ = ("address", "quantity")
+    FIELDS = ("address", "quantity")
+    address: int
+    quantity: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"address": self.address, "quantity": self.quantity}
 
 
 class WriteMultipleCoilsResponse(_WriteMultipleResponse):
     """FC 15 response ([AP] §6.11)."""
 
     __slots__ = ()
-    fc = 15
+    FIELDS = ("address", "quantity")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 15
+        self.address = address
+        self.quantity = quantity
 
 
 class WriteMultipleRegistersRequest(Request):
     """FC 16 request ([AP] §6.12). Attributes: address, quantity (1-123), registers."""
 
     __slots__ = ("address", "quantity", "registers")
-    fc = 16
+    FIELDS = ("address", "quantity", "registers")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 registers: tuple[int, ...], violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 16
+        self.address = address
+        self.quantity = quantity
+        self.registers = registers
 
 
 class WriteMultipleRegistersResponse(_WriteMultipleResponse):
     """FC 16 response ([AP] §6.12)."""
 
     __slots__ = ()
-    fc = 16
+    FIELDS = ("address", "quantity")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, quantity: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 16
+        self.address = address
+        self.quantity = quantity
 
 
 # --- server id, files, masks, FIFO ([AP] §6.13-6.18) --------------------------------------
@@ -413,7 +703,15 @@ class ReportServerIdRequest(Request):
     """FC 17 request ([AP] §6.13): no fields."""
 
     __slots__ = ()
-    fc = 17
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 17
 
 
 class ReportServerIdResponse(Response):
@@ -424,7 +722,17 @@ class ReportServerIdResponse(Response):
     """
 
     __slots__ = ("data",)
-    fc = 17
+    FIELDS = ("data",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 17
+        self.data = data
 
     @property
     def run_indicator(self) -> bool | None:
@@ -454,54 +762,112 @@ class ReadFileRecordRequest(Request):
     """
 
     __slots__ = ("records",)
-    fc = 20
+    FIELDS = ("records",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, records: tuple[Any, ...],
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 20
+        self.records = records
 
 
 class ReadFileRecordResponse(Response):
     """FC 20 response ([AP] §6.14). Attributes: records (tuple of ``(reference_type, data)``)."""
 
     __slots__ = ("records",)
-    fc = 20
+    FIELDS = ("records",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, records: tuple[Any, ...],
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 20
+        self.records = records
 
 
-class _WriteFileRecord(Message):
-    """Attributes: records (tuple of ``(reference_type, file_number, record_number, data)``)."""
+class WriteFileRecordRequest(Request):
+    """FC 21 request ([AP] §6.15).
+
+    Attributes: records (tuple of ``(reference_type, file_number, record_number, data)``).
+    """
 
     __slots__ = ("records",)
-    fc = 21
+    FIELDS = ("records",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, records: tuple[Any, ...],
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 21
+        self.records = records
 
 
-class WriteFileRecordRequest(_WriteFileRecord, Request):
-    """FC 21 request ([AP] §6.15)."""
-
-    __slots__ = ()
-    is_request = True
-
-
-class WriteFileRecordResponse(_WriteFileRecord, Response):
+class WriteFileRecordResponse(Response):
     """FC 21 response ([AP] §6.15): an echo of the request."""
 
-    __slots__ = ()
+    __slots__ = ("records",)
+    FIELDS = ("records",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, records: tuple[Any, ...],
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 21
+        self.records = records
 
 
-class _MaskWrite(Message):
-    """Attributes: address, and_mask, or_mask; result = (current AND and) OR (or AND NOT and)."""
+class MaskWriteRegisterRequest(Request):
+    """FC 22 request ([AP] §6.16).
+
+    Attributes: address, and_mask, or_mask; result = (current AND and) OR (or AND NOT and).
+    """
 
     __slots__ = ("address", "and_mask", "or_mask")
-    fc = 22
+    FIELDS = ("address", "and_mask", "or_mask")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, and_mask: int,
+                 or_mask: int, violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 22
+        self.address = address
+        self.and_mask = and_mask
+        self.or_mask = or_mask
 
 
-class MaskWriteRegisterRequest(_MaskWrite, Request):
-    """FC 22 request ([AP] §6.16)."""
-
-    __slots__ = ()
-    is_request = True
-
-
-class MaskWriteRegisterResponse(_MaskWrite, Response):
+class MaskWriteRegisterResponse(Response):
     """FC 22 response ([AP] §6.16): an echo of the request."""
 
-    __slots__ = ()
+    __slots__ = ("address", "and_mask", "or_mask")
+    FIELDS = ("address", "and_mask", "or_mask")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int, and_mask: int,
+                 or_mask: int, violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 22
+        self.address = address
+        self.and_mask = and_mask
+        self.or_mask = or_mask
 
 
 class ReadWriteMultipleRegistersRequest(Request):
@@ -512,28 +878,74 @@ class ReadWriteMultipleRegistersRequest(Request):
     """
 
     __slots__ = ("read_address", "read_quantity", "write_address", "write_quantity", "registers")
-    fc = 23
+    FIELDS = ("read_address", "read_quantity", "write_address", "write_quantity", "registers")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, read_address: int,
+                 read_quantity: int, write_address: int, write_quantity: int,
+                 registers: tuple[int, ...], violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 23
+        self.read_address = read_address
+        self.read_quantity = read_quantity
+        self.write_address = write_address
+        self.write_quantity = write_quantity
+        self.registers = registers
 
 
 class ReadWriteMultipleRegistersResponse(_RegistersResponse):
     """FC 23 response ([AP] §6.17): the registers read."""
 
     __slots__ = ()
-    fc = 23
+    FIELDS = ("byte_count", "registers")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, byte_count: int,
+                 registers: tuple[int, ...], violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 23
+        self.byte_count = byte_count
+        self.registers = registers
 
 
 class ReadFifoQueueRequest(Request):
     """FC 24 request ([AP] §6.18). Attributes: address (FIFO pointer address)."""
 
     __slots__ = ("address",)
-    fc = 24
+    FIELDS = ("address",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, address: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 24
+        self.address = address
 
 
 class ReadFifoQueueResponse(Response):
     """FC 24 response ([AP] §6.18). Attributes: registers (0-31 queued values)."""
 
     __slots__ = ("registers",)
-    fc = 24
+    FIELDS = ("registers",)
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, registers: tuple[int, ...],
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 24
+        self.registers = registers
 
 
 # --- encapsulated interface transport ([AP] §6.19-6.21) -----------------------------------
@@ -546,8 +958,19 @@ class ReadDeviceIdentificationRequest(Request):
     """
 
     __slots__ = ("read_code", "object_id")
-    fc = 43
     mei_type = _spec.MEI_DEVICE_ID
+    FIELDS = ("read_code", "object_id")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, read_code: int, object_id: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 43
+        self.read_code = read_code
+        self.object_id = object_id
 
 
 class ReadDeviceIdentificationResponse(Response):
@@ -558,8 +981,23 @@ class ReadDeviceIdentificationResponse(Response):
     """
 
     __slots__ = ("read_code", "conformity_level", "more_follows", "next_object_id", "objects")
-    fc = 43
     mei_type = _spec.MEI_DEVICE_ID
+    FIELDS = ("read_code", "conformity_level", "more_follows", "next_object_id", "objects")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, read_code: int,
+                 conformity_level: int, more_follows: bool, next_object_id: int,
+                 objects: tuple[tuple[int, bytes], ...], violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 43
+        self.read_code = read_code
+        self.conformity_level = conformity_level
+        self.more_follows = more_follows
+        self.next_object_id = next_object_id
+        self.objects = objects
 
     def named_objects(self) -> dict[str, str]:
         """Objects by name (``VendorName``...), values decoded as text (latin-1 safe)."""
@@ -577,14 +1015,36 @@ class EncapsulatedRequest(Request):
     """FC 43 request with another MEI type (13 = CANopen, [AP] §6.20). Attributes: mei_type, data."""
 
     __slots__ = ("mei_type", "data")
-    fc = 43
+    FIELDS = ("mei_type", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, mei_type: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 43
+        self.mei_type = mei_type
+        self.data = data
 
 
 class EncapsulatedResponse(Response):
     """FC 43 response with another MEI type. Attributes: mei_type, data."""
 
     __slots__ = ("mei_type", "data")
-    fc = 43
+    FIELDS = ("mei_type", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, mei_type: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 43
+        self.mei_type = mei_type
+        self.data = data
 
 
 # --- vendor, user-defined, reserved, unknown ----------------------------------------------
@@ -598,14 +1058,38 @@ class UmasRequest(Request):
     """
 
     __slots__ = ("session", "function", "data")
-    fc = 90
+    FIELDS = ("session", "function", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, session: int, function: int,
+                 data: bytes, violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 90
+        self.session = session
+        self.function = function
+        self.data = data
 
 
 class UmasResponse(Response):
     """FC 90 (Schneider UMAS) response. Attributes: session, status (0xFE ok, 0xFD error), data."""
 
     __slots__ = ("session", "status", "data")
-    fc = 90
+    FIELDS = ("session", "status", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, session: int, status: int,
+                 data: bytes, violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = 90
+        self.session = session
+        self.status = status
+        self.data = data
 
 
 class RawRequest(Request):
@@ -614,7 +1098,18 @@ class RawRequest(Request):
     Attributes: fc (the code as sent), data (the PDU after the function code).
     """
 
-    __slots__ = ("fc", "data")  # type: ignore[misc]
+    __slots__ = ("data",)
+    FIELDS = ("fc", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, fc: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = fc
+        self.data = data
 
     @property
     def function_class(self) -> str:
@@ -625,7 +1120,18 @@ class RawRequest(Request):
 class RawResponse(Response):
     """A response with a user-defined, reserved or unassigned function code, kept raw."""
 
-    __slots__ = ("fc", "data")  # type: ignore[misc]
+    __slots__ = ("data",)
+    FIELDS = ("fc", "data")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, fc: int, data: bytes,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = fc
+        self.data = data
 
     @property
     def function_class(self) -> str:
@@ -639,8 +1145,19 @@ class ExceptionResponse(Response):
     Attributes: fc (the function code WITHOUT the 0x80 bit), code (exception code).
     """
 
-    __slots__ = ("fc", "code")  # type: ignore[misc]
+    __slots__ = ("code",)
     is_exception = True
+    FIELDS = ("fc", "code")
+
+    def __init__(self, tid: int, unit: int, ts: int, frame: int, fc: int, code: int,
+                 violations: tuple[str, ...] = _NO) -> None:
+        self.tid = tid
+        self.unit = unit
+        self.ts = ts
+        self.frame = frame
+        self.violations = violations
+        self.fc = fc
+        self.code = code
 
     @property
     def code_name(self) -> str:
@@ -670,8 +1187,8 @@ class Malformed:
         tid, unit, fc: from the MBAP header and PDU when they could be read, else None.
     """
 
-    KIND = "malformed"
-    __slots__ = ("direction", "reason", "offset", "raw", "ts", "frame", "tid", "unit", "fc")
+    KIND: ClassVar[str] = "malformed"
+    __slots__: ClassVar[tuple[str, ...]] = ("direction", "reason", "offset", "raw", "ts", "frame", "tid", "unit", "fc")
 
     def __init__(self, direction: Direction, reason: str, offset: int, raw: bytes, ts: int,
                  frame: int, tid: int | None = None, unit: int | None = None,
@@ -686,7 +1203,7 @@ class Malformed:
         self.unit = unit
         self.fc = fc
 
-    is_exception = False
+    is_exception: ClassVar[bool] = False
 
     @property
     def is_request(self) -> bool:
@@ -712,8 +1229,8 @@ class Gap:
     Attributes: direction, nbytes (how many bytes are missing), ts, frame.
     """
 
-    KIND = "gap"
-    __slots__ = ("direction", "nbytes", "ts", "frame")
+    KIND: ClassVar[str] = "gap"
+    __slots__: ClassVar[tuple[str, ...]] = ("direction", "nbytes", "ts", "frame")
 
     def __init__(self, direction: Direction, nbytes: int, ts: int, frame: int) -> None:
         self.direction = direction
@@ -732,8 +1249,8 @@ class NotModbus:
     sample (the first 8 bytes), ts, frame.
     """
 
-    KIND = "not-modbus"
-    __slots__ = ("direction", "protocol", "sample", "ts", "frame")
+    KIND: ClassVar[str] = "not-modbus"
+    __slots__: ClassVar[tuple[str, ...]] = ("direction", "protocol", "sample", "ts", "frame")
 
     def __init__(self, direction: Direction, protocol: str, sample: bytes, ts: int,
                  frame: int) -> None:
@@ -754,8 +1271,8 @@ class Violation:
     Attributes: direction (or None when unknown), kind, ts, frame, detail (text).
     """
 
-    KIND = "violation"
-    __slots__ = ("direction", "kind", "ts", "frame", "detail")
+    KIND: ClassVar[str] = "violation"
+    __slots__: ClassVar[tuple[str, ...]] = ("direction", "kind", "ts", "frame", "detail")
 
     def __init__(self, direction: Direction | None, kind: str, ts: int, frame: int,
                  detail: str = "") -> None:
@@ -767,3 +1284,7 @@ class Violation:
 
     def __repr__(self) -> str:
         return f"Violation({self.kind!r}, direction={self.direction})"
+
+
+#: Everything a :class:`~otsentry.agent.modbus.Decoder` emits.
+Event = Union[Message, Malformed, Gap, NotModbus, Violation]

@@ -59,7 +59,7 @@ def _range_violations(address: int, quantity: int, limit: int) -> tuple[str, ...
 # --- requests --------------------------------------------------------------------------------
 
 
-def _read_request(cls: type[ev.Message], limit: int) -> Decoder:
+def _read_request(cls: Callable[..., ev.Message], limit: int) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         if len(pdu) != 5:
             _need(pdu, 5)
@@ -70,7 +70,7 @@ def _read_request(cls: type[ev.Message], limit: int) -> Decoder:
     return decode
 
 
-def _write_single_coil(cls: type[ev.Message]) -> Decoder:
+def _write_single_coil(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         _need(pdu, 5)
         address, value = _U16x2.unpack_from(pdu, 1)
@@ -80,21 +80,21 @@ def _write_single_coil(cls: type[ev.Message]) -> Decoder:
     return decode
 
 
-def _address_value(cls: type[ev.Message]) -> Decoder:
+def _address_value(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         _need(pdu, 5)
         return cls(tid, unit, ts, frame, *_U16x2.unpack_from(pdu, 1))
     return decode
 
 
-def _no_fields(cls: type[ev.Message]) -> Decoder:
+def _no_fields(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         _need(pdu, 1)
         return cls(tid, unit, ts, frame)
     return decode
 
 
-def _diagnostics(cls: type[ev.Message]) -> Decoder:
+def _diagnostics(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         _need(pdu, 3, exact=False)
         (sub,) = _U16.unpack_from(pdu, 1)
@@ -152,7 +152,7 @@ def _read_file_record_req(pdu: bytes, tid: int, unit: int, ts: int, frame: int) 
     return ev.ReadFileRecordRequest(tid, unit, ts, frame, records, v)
 
 
-def _write_file_record(cls: type[ev.Message]) -> Decoder:
+def _write_file_record(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         count = _byte_count(pdu, 1)
         records, off, end = [], 2, 2 + count
@@ -170,7 +170,7 @@ def _write_file_record(cls: type[ev.Message]) -> Decoder:
     return decode
 
 
-def _mask_write(cls: type[ev.Message]) -> Decoder:
+def _mask_write(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         _need(pdu, 7)
         return cls(tid, unit, ts, frame, *_U16x3.unpack_from(pdu, 1))
@@ -227,7 +227,7 @@ def _raw_request(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Mes
 # --- responses -------------------------------------------------------------------------------
 
 
-def _bits_response(cls: type[ev.Message]) -> Decoder:
+def _bits_response(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         count = _byte_count(pdu, 1)
         if count:
@@ -236,7 +236,7 @@ def _bits_response(cls: type[ev.Message]) -> Decoder:
     return decode
 
 
-def _registers_response(cls: type[ev.Message]) -> Decoder:
+def _registers_response(cls: Callable[..., ev.Message]) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         if len(pdu) < 2 or len(pdu) != 2 + pdu[1]:
             _byte_count(pdu, 1)
@@ -267,7 +267,7 @@ def _comm_event_log_rsp(pdu: bytes, tid: int, unit: int, ts: int, frame: int) ->
     return ev.GetCommEventLogResponse(tid, unit, ts, frame, status, events, messages, pdu[8:])
 
 
-def _write_multiple_rsp(cls: type[ev.Message], limit: int) -> Decoder:
+def _write_multiple_rsp(cls: Callable[..., ev.Message], limit: int) -> Decoder:
     def decode(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> ev.Message:
         _need(pdu, 5)
         address, quantity = _U16x2.unpack_from(pdu, 1)
@@ -307,11 +307,12 @@ def _encapsulated_rsp(pdu: bytes, tid: int, unit: int, ts: int, frame: int) -> e
     _need(pdu, 2, exact=False)
     mei = pdu[1]
     if mei != spec.MEI_DEVICE_ID:
-        v = () if mei == spec.MEI_CANOPEN else ("unknown-mei-type",)
-        return ev.EncapsulatedResponse(tid, unit, ts, frame, mei, pdu[2:], v)
+        other: tuple[str, ...] = () if mei == spec.MEI_CANOPEN else ("unknown-mei-type",)
+        return ev.EncapsulatedResponse(tid, unit, ts, frame, mei, pdu[2:], other)
     _need(pdu, 7, exact=False)
     code, conformity, more, next_id, nobj = pdu[2], pdu[3], pdu[4], pdu[5], pdu[6]
-    objects, off = [], 7
+    objects: list[tuple[int, bytes]] = []
+    off = 7
     for _ in range(nobj):
         if off + 2 > len(pdu) or off + 2 + pdu[off + 1] > len(pdu):
             raise MalformedFrame("device-id-object-overrun", off, pdu)
