@@ -8,20 +8,23 @@ list is computed here by walking the folders.
 Compiled build (optional): with ``OTSENTRY_COMPILE=1`` the agent's hot modules
 (:data:`COMPILED`) are also compiled with mypyc from the same typed source, e.g.
 
-    OTSENTRY_COMPILE=1 pip install .                       # an install with the compiled decoder
-    OTSENTRY_COMPILE=1 python setup.py -q build --build-lib build/compiled   # what ./dev uses
+    OTSENTRY_COMPILE=1 pip install --no-build-isolation .   # with mypy in the environment
+    python setup.py -q build_compiled      # ./dev: a whole package tree in build/compiled,
+                                           # used with PYTHONPATH=build/compiled
 
 The pure-Python modules are always installed next to the compiled ones and stay
 the reference: when mypy/mypyc or a C compiler is missing, or compilation fails,
 the build says so in one line and installs pure Python only.
 """
 
+import hashlib
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Command, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
@@ -101,6 +104,49 @@ class OptionalBuildExt(build_ext):
             _say(f"compiled {len(self.extensions) - 1} modules with mypyc")
 
 
+class BuildCompiled(Command):
+    """Build the package with the compiled decoder into one folder (rebuilt when sources change).
+
+    The folder holds the whole ``otsentry`` tree, so ``PYTHONPATH=<folder>`` runs the
+    compiled build while the checkout itself stays pure Python.  Exits non-zero when
+    the modules could not be compiled.
+    """
+
+    description = "build otsentry with the mypyc-compiled decoder into build/compiled"
+    user_options = [("build-dir=", "d", "where to build (default build/compiled)")]
+
+    def initialize_options(self) -> None:
+        self.build_dir = str(Path("build", "compiled"))
+
+    def finalize_options(self) -> None:
+        pass
+
+    def run(self) -> None:
+        out = HERE / self.build_dir
+        digest = hashlib.sha256(sys.version.encode())
+        for path in [HERE / "setup.py", HERE / "pyproject.toml",
+                     *sorted((HERE / "agent").rglob("*.py")), *sorted((HERE / "common").rglob("*.py"))]:
+            digest.update(str(path.relative_to(HERE)).encode() + b"\0" + path.read_bytes())
+        stamp = out / ".stamp"
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            _say(f"compiled build in {self.build_dir} is up to date")
+            return
+        shutil.rmtree(out, ignore_errors=True)
+        _say(f"compiling the decoder with mypyc into {self.build_dir}")
+        proc = subprocess.run([sys.executable, "setup.py", "-q", "build", "--build-lib", str(out),
+                               "--build-temp", str(Path("build", "temp-compiled"))],
+                              cwd=HERE, env={**os.environ, "OTSENTRY_COMPILE": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              check=False)
+        if not list((out / "otsentry" / "agent").glob("packet.*.so")):
+            sys.stderr.write("".join(proc.stderr.splitlines(keepends=True)[-40:]))
+            raise SystemExit("otsentry: no compiled build (see above)")
+        for line in proc.stderr.splitlines():
+            if line.startswith("otsentry:"):
+                print(line, file=sys.stderr)
+        stamp.write_text(digest.hexdigest())
+
+
 PACKAGES, PACKAGE_DIR = _packages()
 
 setup(
@@ -109,5 +155,5 @@ setup(
     package_data={"": ["*.proto", "*.toml", "*.json", "*.csv", "*.html", "*.css", "*.js", "py.typed"]},
     include_package_data=True,
     ext_modules=_ext_modules(),
-    cmdclass={"build_ext": OptionalBuildExt},
+    cmdclass={"build_ext": OptionalBuildExt, "build_compiled": BuildCompiled},
 )
