@@ -157,6 +157,23 @@ class Outbox:
             return
         self.put(kind or "unknown", envelope.SerializeToString(), queued_ns=envelope.queued_ns)
 
+    def put_many(self, findings: list[Finding], envelopes: list[ingest_pb2.Envelope],
+                 queued_ns: int | None = None) -> None:
+        """Queue findings and other envelopes in one transaction (one fsync for all)."""
+        now = self._clock() if queued_ns is None else queued_ns
+        try:
+            with self._tx():
+                for f in findings:
+                    env = ingest_pb2.Envelope(queued_ns=now, finding=convert.finding_to_proto(f))
+                    self._put("finding", env.SerializeToString(), f.id, f.revision,
+                              int(f.severity), now)
+                for env in envelopes:
+                    kind = env.WhichOneof("body") or "unknown"
+                    self._put(kind, env.SerializeToString(), None, 0, PRIORITY.get(kind, 0),
+                              env.queued_ns or now)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot write: {exc}") from None
+
     def _put(self, kind: str, body: bytes, key: str | None, revision: int, prio: int, now: int) -> None:
         if key is not None:
             row = self._db.execute("SELECT revision FROM pending WHERE key=?", (key,)).fetchone()
@@ -278,6 +295,10 @@ class Outbox:
         return cur.rowcount
 
     # -- inspection -------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        """Messages waiting for a sequence number (not yet sent)."""
+        return self._db.execute("SELECT count(*) FROM pending").fetchone()[0]
 
     def depth(self) -> int:
         """Messages not yet acked (pending plus in flight)."""
