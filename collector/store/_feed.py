@@ -1,0 +1,193 @@
+"""The commit-ordered feed log, and the small read API the analysts' feed builds on.
+
+Rule: a cursor is handed out by the one-row sequencer ``feed_seq`` *inside*
+the writing transaction, as its last lock before COMMIT.  A second writer
+blocks on that row until the first has committed, so
+
+* cursors are in commit order and have no gaps (a rolled-back writer gives
+  its numbers back with its rollback);
+* a reader that sees cursor *c* sees every cursor below *c*: it can never skip
+  a row that commits late, which plain sequence ids (handed out at INSERT,
+  committed in any order by concurrent replicas) cannot promise.
+
+The cost is that the tail of every write transaction (the feed rows and the
+commit) is serialised; group commit keeps that tail to one per group.
+
+``LISTEN/NOTIFY`` (PostgreSQL) only wakes readers: the payload is the newest
+cursor but a reader always reads the log itself, because notifications are
+lost across a reconnect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from otsentry.collector.store import _schema as S
+from otsentry.collector.store._engine import is_postgres
+from sqlalchemy import Connection, Table, and_, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "FeedEntry",
+    "FeedFilter",
+    "FeedRow",
+    "append_feed",
+    "head",
+    "read_feed",
+    "upsert",
+]
+
+#: PostgreSQL channel notified (after commit) with the newest cursor.
+NOTIFY_CHANNEL = "otsentry_feed"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One entry to append: ``ref`` is the id of the row in the ``kind``'s table."""
+
+    kind: str
+    ref: int
+    new: bool
+    site: str
+    agent_id: str
+    severity: int | None
+    detector: str
+    techniques: str
+    assets: str
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict], keys: list[str],
+           update: list[str] | None = None) -> None:
+    """INSERT ``rows``; on a conflict on ``keys`` update the ``update`` columns (or do nothing)."""
+    if not rows:
+        return
+    ins = (postgresql.insert if is_postgres(conn) else sqlite.insert)(table)
+    if update:
+        stmt = ins.on_conflict_do_update(index_elements=keys,
+                                         set_={c: ins.excluded[c] for c in update})
+    else:
+        stmt = ins.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(stmt, list(rows))
+
+
+def append_feed(conn: Connection, rows: Sequence[FeedRow], now: int) -> int:
+    """Append ``rows`` to the feed in the current transaction; return the last cursor (0: none).
+
+    Call it last in the transaction: it locks the sequencer until COMMIT.
+    """
+    if not rows:
+        return 0
+    end = conn.execute(update(S.feed_seq).where(S.feed_seq.c.id == 1)
+                       .values(value=S.feed_seq.c.value + len(rows))
+                       .returning(S.feed_seq.c.value)).scalar_one()
+    first = end - len(rows) + 1
+    conn.execute(S.feed.insert(), [
+        {"cursor": first + i, "kind": r.kind, "ref": r.ref, "new": int(r.new), "site": r.site,
+         "agent_id": r.agent_id, "severity": r.severity, "detector": r.detector,
+         "techniques": r.techniques, "assets": r.assets, "ingest_ns": now}
+        for i, r in enumerate(rows)])
+    if is_postgres(conn):
+        conn.execute(text("SELECT pg_notify(:ch, :c)"), {"ch": NOTIFY_CHANNEL, "c": str(end)})
+    return end
+
+
+def head(conn: Connection) -> int:
+    """The newest cursor committed (0 for an empty feed)."""
+    return conn.execute(select(S.feed_seq.c.value).where(S.feed_seq.c.id == 1)).scalar_one()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFilter:
+    """What a reader wants; every field left empty matches everything.
+
+    Attributes:
+        kinds: entry kinds ("finding", "asset", "agent", "incident").
+        sites: site names.
+        min_severity: lowest severity (model value, 0 info .. 4 critical); entries
+            without a severity (assets, agents) pass only when this is ``None``.
+        techniques: ATT&CK ids; an entry matches when it has any of them.
+        detectors: finding kinds (or incident rules).
+        assets: IP addresses; an entry matches when it involves any of them.
+        new_only: only the first entry of each ref (a finding's first revision).
+    """
+
+    kinds: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
+    min_severity: int | None = None
+    techniques: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+    assets: tuple[str, ...] = ()
+    new_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One feed entry; ``body`` is the referenced row as a dict (see :func:`read_feed`)."""
+
+    cursor: int
+    kind: str
+    ref: int
+    new: bool
+    site: str
+    agent_id: str
+    severity: int | None
+    detector: str
+    techniques: tuple[str, ...]
+    ingest_ns: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _where(f: FeedFilter) -> list:
+    c = S.feed.c
+    conds: list = []
+    if f.kinds:
+        conds.append(c.kind.in_(f.kinds))
+    if f.sites:
+        conds.append(c.site.in_(f.sites))
+    if f.min_severity is not None:
+        conds.append(c.severity >= f.min_severity)
+    if f.detectors:
+        conds.append(c.detector.in_(f.detectors))
+    if f.techniques:
+        conds.append(or_(*(c.techniques.like(f"%,{t},%") for t in f.techniques)))
+    if f.assets:
+        conds.append(or_(*(c.assets.like(f"%,{a},%") for a in f.assets)))
+    if f.new_only:
+        conds.append(c.new == 1)
+    return conds
+
+
+#: The filter that matches every entry.
+EVERYTHING = FeedFilter()
+
+_BODIES = {"finding": S.findings, "asset": S.assets, "agent": S.agent_status,
+           "incident": S.incidents}
+
+
+def read_feed(conn: Connection, after: int, limit: int = 1000,
+              filters: FeedFilter = EVERYTHING, *, bodies: bool = True) -> list[FeedEntry]:
+    """Entries with a cursor above ``after``, oldest first, at most ``limit``.
+
+    Resume by passing the last entry's cursor: no entry is skipped or repeated,
+    because cursors follow commit order (module docstring).  Bodies are the
+    referenced rows as they are now (a finding's latest merged revision, with
+    its ``body`` column the ``otsentry.v1.Finding`` bytes); an entry whose row
+    was pruned by retention has an empty body.
+    """
+    c = S.feed.c
+    q = (select(S.feed).where(and_(c.cursor > after, *_where(filters)))
+         .order_by(c.cursor).limit(limit))
+    rows = conn.execute(q).mappings().all()
+    found: dict[tuple[str, int], dict] = {}
+    if bodies:
+        for kind, table in _BODIES.items():
+            refs = sorted({r["ref"] for r in rows if r["kind"] == kind})
+            for i in range(0, len(refs), 500):
+                for b in conn.execute(select(table).where(table.c.id.in_(refs[i:i + 500]))).mappings():
+                    found[(kind, b["id"])] = dict(b)
+    return [FeedEntry(r["cursor"], r["kind"], r["ref"], bool(r["new"]), r["site"], r["agent_id"],
+                      r["severity"], r["detector"], tuple(t for t in r["techniques"].split(",") if t),
+                      r["ingest_ns"], found.get((r["kind"], r["ref"]), {})) for r in rows]
