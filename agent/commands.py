@@ -20,6 +20,7 @@ _MODULES = {
     "detect": "otsentry.agent.detect_cmd",
     "learn": "otsentry.agent.learn_cmd",
     "inventory": "otsentry.agent.inventory_cmd",
+    "run": "otsentry.agent.run_cmd",
 }
 
 for _name, _module in _MODULES.items():

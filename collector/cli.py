@@ -14,6 +14,7 @@ from otsentry.common.errors import OtSentryError
 #: sub-command -> module with SUMMARY, add_arguments(parser), run(args) -> int.
 _MODULES = {
     "pki": "otsentry.collector.pki_cli",
+    "serve": "otsentry.collector.serve",
 }
 
 DESCRIPTION = """\
