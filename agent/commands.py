@@ -21,6 +21,7 @@ _MODULES = {
     "learn": "otsentry.agent.learn_cmd",
     "inventory": "otsentry.agent.inventory_cmd",
     "run": "otsentry.agent.run_cmd",
+    "status": "otsentry.agent.status_cmd",
 }
 
 for _name, _module in _MODULES.items():
