@@ -146,14 +146,14 @@ class _Group:
         self.status: list[tuple[str, object]] = []
         self.unknown = 0
 
-    def run(self) -> dict[tuple[str, int], int]:
+    def run(self) -> list[int]:
+        """Apply and write every request; return each one's committed high-water mark."""
         self._lock_and_load()
-        for req in self.reqs:
-            self._apply(req)
+        acks = [self._apply(req) for req in self.reqs]
         feed = self._write_findings() + self._write_assets() + self._write_status()
         self._write_streams()
         append_feed(self.conn, feed, self.now)
-        return self.hwm
+        return acks
 
     # --- reading, in lock order ---------------------------------------------------------
 
@@ -205,7 +205,7 @@ class _Group:
 
     # --- applying messages in memory ----------------------------------------------------
 
-    def _apply(self, req: _Request) -> None:
+    def _apply(self, req: _Request) -> int:
         key = (req.agent_id, req.batch.epoch)
         hwm = self.hwm.get(key, 0)
         if req.batch.first_seq > hwm + 1:
@@ -225,6 +225,7 @@ class _Group:
                 self.unknown += 1
                 log().warning("unknown message kind skipped", agent=req.agent_id, seq=seq)
         self.hwm[key] = hwm
+        return hwm
 
     def _finding(self, req: _Request, new: Finding) -> None:
         # The collector's clock is the only ingest time: an agent cannot pre-date it.
@@ -244,10 +245,10 @@ class _Group:
         if row is None:
             row = self.assets[(req.site, key)] = _AssetRow(None, req.site, key, {}, {}, cap, cap, 0,
                                                          self.now)
+        later = cap > row.last_seen_ns
         pattern = _merge_asset(row, d)
         if d.change == inventory_pb2.CHANGE_KIND_SEEN and row.pk is not None and not pattern:
-            row.changed = row.changed or cap > row.last_seen_ns
-            row.last_seen_ns = max(row.last_seen_ns, cap)
+            row.changed = row.changed or later  # last seen only: no history, no feed entry
             return
         row.changed = True
         row.history.append({
@@ -483,7 +484,7 @@ class Ingest:
         if not ready:
             return
         try:
-            hwm = self._transaction(ready)
+            acks = self._transaction(ready)
         except Exception as exc:  # noqa: BLE001 - any database failure goes to every waiting batch
             log().error("ingest transaction failed", error=str(exc), batches=len(ready))
             for req in ready:
@@ -492,10 +493,10 @@ class Ingest:
         self.transactions += 1
         if self._on_commit is not None:
             self._on_commit()
-        for req in ready:
-            req.future.set_result(hwm[(req.agent_id, req.batch.epoch)])
+        for req, ack in zip(ready, acks):
+            req.future.set_result(ack)
 
-    def _transaction(self, reqs: list[_Request]) -> dict[tuple[str, int], int]:
+    def _transaction(self, reqs: list[_Request]) -> list[int]:
         for attempt in range(8):
             try:
                 with write(self._engine) as conn:

@@ -52,3 +52,7 @@ class Pki:
 @pytest.fixture(name="pki")
 def _pki(tmp_path: Path) -> Pki:
     return Pki(tmp_path)
+
+
+# The store fixtures (db_url: both databases, store) for every collector test.
+from tests.collector.databases import _db_url, _pg_cluster, _sqlite_template, _store  # noqa: E402,F401
