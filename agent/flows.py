@@ -41,7 +41,8 @@ class Flow:
             or ``ignored``.
         client_ip, server_ip: raw 4/16-byte addresses; ``client``/``server`` as text.
         client_port, server_port: ports.
-        client_mac, server_mac, vlan, vlans, ttl (client's), server_ttl, window: link details.
+        client_mac, server_mac, vlan, vlans, ttl (client's), server_ttl, window (client's):
+            link details, each end's from the first frame it sends.
         first_ts, last_ts: capture times (ns) of the first and last packet.
         packets: packets seen on the flow.
         ring: the flow's last raw frames (a bounded deque) when enabled, else None.
@@ -51,7 +52,8 @@ class Flow:
     __slots__ = ("id", "transport", "kind", "client_ip", "server_ip", "client_port", "server_port",
                  "client", "server", "client_mac", "server_mac", "vlan", "vlans", "ttl",
                  "server_ttl", "window", "first_ts", "last_ts", "packets", "midstream", "decoder",
-                 "streams", "txs", "tries", "closed", "keys", "user", "ring", "json_fields")
+                 "streams", "txs", "tries", "closed", "keys", "user", "ring", "json_fields",
+                 "seen_ends", "tls")
 
     def __init__(self, fid: int, transport: str, client_ip: bytes, client_port: int,
                  server_ip: bytes, server_port: int, ts: int) -> None:
@@ -85,6 +87,10 @@ class Flow:
         self.user: object = None
         #: The flow's keys as a JSON fragment, made once by the JSON lines output.
         self.json_fields: str | None = None
+        #: Bit 1: a frame from the client was seen; bit 2: from the server (link details).
+        self.seen_ends = 0
+        #: For ``modbus-tls`` flows: the reader of the server's certificate, until done.
+        self.tls: object = None
 
     def start_modbus(self, midstream: bool, stats: ReassemblyStats, violations: list,
                      tx_timeout_ns: int, max_pending: int) -> None:
@@ -98,15 +104,27 @@ class Flow:
         self.txs = TransactionTable(self, tx_timeout_ns, max_pending)
 
     def set_details(self, d: FrameDetails, from_client: bool) -> None:
-        """Record link details read from a frame sent by the client or the server."""
+        """Record link details from the first frame an end sends.
+
+        An end's own MAC, TTL and window come from its own frames; the other end's
+        MAC is taken from the destination address only until that end is seen
+        itself (behind a router the two differ).
+        """
+        bit = 1 if from_client else 2
+        if self.seen_ends & bit:
+            return
         if from_client:
-            self.client_mac, self.server_mac = d.src_mac, d.dst_mac
-            self.ttl = d.ttl
-            self.window = d.window
+            self.client_mac, self.ttl, self.window = d.src_mac, d.ttl, d.window
+            if not self.seen_ends & 2:
+                self.server_mac = d.dst_mac
         else:
-            self.client_mac, self.server_mac = d.dst_mac, d.src_mac
-            self.server_ttl = d.ttl
-        self.vlan, self.vlans = d.vlan, d.vlans
+            self.server_mac, self.server_ttl = d.src_mac, d.ttl
+            if not self.seen_ends & 1:
+                self.client_mac = d.dst_mac
+        if not self.seen_ends:
+            self.vlan, self.vlans = d.vlan, d.vlans
+        self.seen_ends |= bit
+        self.json_fields = None  # re-rendered with the new details
 
     @property
     def client_endpoint(self) -> str:

@@ -187,6 +187,8 @@ def _event_record(flow: Flow | None, e: Any) -> dict[str, Any]:
                     "fc": e.fc, "raw": e.raw.hex()})
     elif e.KIND == "not-modbus":
         rec.update({"protocol": e.protocol, "sample": e.sample.hex()})
+    elif e.KIND == "tls-certificate":
+        rec["certificate"] = e.certificate.to_dict()
     elif e.KIND == "gap":
         rec["bytes"] = e.nbytes
     else:
@@ -216,6 +218,8 @@ class JsonLinesWriter:
             kind = e.KIND
             if (kind == "gap" and not self.gaps) or (kind == "malformed" and e.fc is not None):
                 continue  # a malformed ADU with a function code is written with its transaction
+            if kind == "connection":
+                continue  # flows are not transactions; --stats counts them
             lines.append(_DUMPS(_event_record(flow, e)))
         for tx in txs:
             lines.append(transaction_line(tx))

@@ -29,9 +29,17 @@ from typing import Final
 
 from otsentry.agent.flows import HEURISTIC_TRIES, Flow, looks_like_modbus
 from otsentry.agent.modbus import spec
-from otsentry.agent.modbus._events import Malformed, Message, NotModbus, Violation
+from otsentry.agent.modbus._events import (
+    Connection,
+    Malformed,
+    Message,
+    NotModbus,
+    TlsServerCertificate,
+    Violation,
+)
 from otsentry.agent.packet import TCP, PacketParser, frame_details
 from otsentry.agent.reassembly import ReassemblyStats
+from otsentry.agent.tls import TlsCertificateReader
 from otsentry.agent.transactions import DEFAULT_MAX_PENDING, DEFAULT_TIMEOUT_NS
 
 __all__ = ["Pipeline", "Sink", "PipelineConfig"]
@@ -115,9 +123,13 @@ class Pipeline:
         flow, direction = entry
         flow.last_ts = ts
         flow.packets += 1
+        if flow.seen_ends != 3:
+            flow.set_details(frame_details(linktype, data), direction == 0)
         if flow.kind != "modbus":
             if flow.kind == "candidate" and payload:
                 self._try_heuristic(flow, direction, payload, flags)
+            elif flow.kind == "modbus-tls" and payload and direction == 1 and flow.tls is not None:
+                self._tls(flow, payload, ts, frame)
             if flow.kind != "modbus":
                 return
         if flow.ring is not None:
@@ -179,13 +191,13 @@ class Pipeline:
             flow = Flow(self.next_flow_id, transport, dst, dport, src, sport, ts)
         self.next_flow_id += 1
         self.flows_created += 1
-        flow.set_details(frame_details(linktype, data), src_is_client)
         server_port = flow.server_port
         syn_only = proto == TCP and flags & 0x12 == 0x02
         if server_port in cfg.ports or flow.client_port in cfg.ports:
             self._start(flow, not syn_only)
         elif proto == TCP and server_port in cfg.tls_ports:
             flow.kind = "modbus-tls"
+            flow.tls = TlsCertificateReader()
         elif cfg.heuristic:
             flow.kind = "candidate"
             flow.midstream = not syn_only
@@ -199,7 +211,18 @@ class Pipeline:
         self.flows[fwd] = entry
         self.flows[rev] = (flow, 1 - entry[1])
         flow.keys = (fwd, rev)
+        if flow.kind in ("modbus", "modbus-tls"):
+            self._emit(flow, [Connection(entry[1], ts, self.frames, flags)], [])
         return entry
+
+    def _tls(self, flow: Flow, payload: bytes, ts: int, frame: int) -> None:
+        """Read the server certificate of a Modbus/TLS connection; tell the sinks once."""
+        reader = flow.tls
+        result = reader.receive(payload)  # type: ignore[attr-defined]
+        if reader.done:  # type: ignore[attr-defined]
+            flow.tls = None
+        if result is not None:
+            self._emit(flow, [TlsServerCertificate(result, ts, frame)], [])
 
     def _src_is_client(self, sport: int, dport: int, flags: int) -> bool:
         ports = self.config.ports | self.config.tls_ports
@@ -228,7 +251,7 @@ class Pipeline:
         if flow.tries >= HEURISTIC_TRIES:
             flow.kind = "ignored"
 
-    def _close(self, flow: Flow, ts: int) -> None:
+    def _close(self, flow: Flow, ts: int, at_end: bool = False) -> None:
         if flow.closed:
             return
         flow.closed = True
@@ -243,7 +266,7 @@ class Pipeline:
             if flow.decoder._events or self._violations:  # type: ignore[union-attr]
                 self._dispatch(flow)
             txs: list = []
-            flow.txs.expire(ts, txs, everything=True)  # type: ignore[union-attr]
+            flow.txs.expire(ts, txs, everything=True, at_end=at_end)  # type: ignore[union-attr]
             if txs:
                 self._emit(flow, [], txs)
         for key in flow.keys:
@@ -278,7 +301,7 @@ class Pipeline:
         """End of input: close every flow, report what is still pending."""
         end = ts if ts is not None else max((f.last_ts for f, _ in self.flows.values()), default=0)
         for flow, _d in list(self.flows.values()):
-            self._close(flow, end)
+            self._close(flow, end, at_end=True)
 
     def active_flows(self) -> int:
         """Number of flows currently tracked."""

@@ -59,14 +59,15 @@ class Transaction:
         violations: transaction-level violations (``function-mismatch``...).
         previous: for ``duplicate``, the response that answered the key before.
         evicted: True when an unanswered request was pushed out of a full table.
+        at_end: True when the input ended (end of capture) before the answer could come.
     """
 
     __slots__ = ("flow", "request", "response", "status", "latency_ns", "violations", "previous",
-                 "evicted")
+                 "evicted", "at_end")
 
     def __init__(self, flow: Any, request: Msg | None, response: Msg | None, status: str,
                  latency_ns: int | None = None, violations: tuple[str, ...] = (),
-                 previous: Msg | None = None, evicted: bool = False) -> None:
+                 previous: Msg | None = None, evicted: bool = False, at_end: bool = False) -> None:
         self.flow = flow
         self.request = request
         self.response = response
@@ -75,6 +76,7 @@ class Transaction:
         self.violations = violations
         self.previous = previous
         self.evicted = evicted
+        self.at_end = at_end
 
     @property
     def first(self) -> Msg:
@@ -225,9 +227,10 @@ class TransactionTable:
             return None
         return self._take(best_key)
 
-    def expire(self, now: int, out: list, everything: bool = False) -> None:
+    def expire(self, now: int, out: list, everything: bool = False, at_end: bool = False) -> None:
         """Report requests older than the timeout (all of them with ``everything``), and
-        responses that waited that long for a request as unmatched."""
+        responses that waited that long for a request as unmatched.  ``at_end`` marks the
+        unanswered ones as cut off by the end of the input."""
         limit = now - self.timeout_ns
         if self.orphans:
             out.extend(self._expire_orphans(limit, everything))
@@ -247,7 +250,7 @@ class TransactionTable:
             if head is not None and (oldest is None or head.ts < oldest):
                 oldest = head.ts
         expired.sort(key=lambda m: (m.ts, m.frame))  # reported in the order they were sent
-        out.extend(Transaction(self.flow, m, None, "unanswered") for m in expired)
+        out.extend(Transaction(self.flow, m, None, "unanswered", at_end=at_end) for m in expired)
         self.oldest_ts = oldest or 0
         if everything:
             self.answered.clear()

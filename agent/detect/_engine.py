@@ -98,6 +98,7 @@ class Engine:
         self._status: dict[str, list] = {}
         self._every: list = []
         self._new_flow: list = []
+        self._new_end: list = []
         self._tick: list = []
         for fam in self.families:
             if self.mode not in fam.MODES:
@@ -107,7 +108,7 @@ class Engine:
                 for key, method in spec.items():
                     table.setdefault(key, []).append(getattr(fam, method))
             for hooks, name in ((self._every, fam.EVERY_TX), (self._new_flow, fam.NEW_FLOW),
-                                (self._tick, fam.TICK)):
+                                (self._new_end, fam.NEW_END), (self._tick, fam.TICK)):
                 if name:
                     hooks.append(getattr(fam, name))
         if self.learner is not None and self.mode == "learning":
@@ -121,10 +122,8 @@ class Engine:
             self.last_ts = ts
         if ts >= self._next_tick:
             self._on_tick(ts)
-        if flow is not None and flow.id not in self._flows:
-            self._flows.get_or_make(flow.id, lambda: True)
-            for hook in self._new_flow:
-                hook(flow, ts)
+        if flow is not None:
+            self._flow_seen(flow, ts)
         req, rsp, ev = self._req, self._rsp, self._ev
         for e in events:
             if e.KIND == "message":
@@ -136,6 +135,19 @@ class Engine:
                     hook(e, flow)
         if txs:
             self._transactions(txs)
+
+    def _flow_seen(self, flow: Any, ts: int) -> None:
+        seen = self._flows.get(flow.id)
+        if seen is None:
+            self._flows.get_or_make(flow.id, lambda: flow.seen_ends)
+            for hook in self._new_flow:
+                hook(flow, ts)
+        elif seen == flow.seen_ends:
+            return
+        else:
+            self._flows[flow.id] = flow.seen_ends
+        for hook in self._new_end:
+            hook(flow, ts)
 
     def _transactions(self, txs: list) -> None:
         status, every, polls = self._status, self._every, self.polls

@@ -12,6 +12,8 @@ never adds a branch to the hot path:
 - ``STATUSES``: transaction status -> method name, called with ``(tx)``;
 - ``EVERY_TX``: method name called with ``(tx)`` for every transaction;
 - ``NEW_FLOW``: method name called with ``(flow, ts)`` the first time a flow is seen;
+- ``NEW_END``: method name called with ``(flow, ts)`` whenever a frame from a further end of
+  the flow has been seen (``flow.seen_ends`` grew), so that end's own link details are known;
 - ``TICK``: method name called with ``(ts)`` once a second of capture time.
 
 ``MODES`` says when the hooks run: ``plain`` (no baseline), ``learning``,
@@ -45,6 +47,7 @@ class Family:
     STATUSES: ClassVar[dict[str, str]] = {}
     EVERY_TX: ClassVar[str | None] = None
     NEW_FLOW: ClassVar[str | None] = None
+    NEW_END: ClassVar[str | None] = None
     TICK: ClassVar[str | None] = None
 
     def __init__(self, engine: Engine) -> None:

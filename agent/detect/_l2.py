@@ -31,10 +31,10 @@ _VIRTUAL_PREFIXES: Final = ("00:00:5e:00:01:", "00:00:0c:07:ac:", "00:00:0c:9f:f
 
 
 class MacChange(Family):
-    """IP -> MAC bindings, checked on every new connection."""
+    """IP -> MAC bindings, checked whenever an end of a connection is first seen sending."""
 
     ENTRIES = ENTRIES
-    NEW_FLOW = "flow"
+    NEW_END = "flow"
 
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
@@ -46,8 +46,9 @@ class MacChange(Family):
     def flow(self, flow: Any, ts: int) -> None:
         if flow.client == flow.server:
             return
-        for ip, mac in ((flow.client, flow.client_mac), (flow.server, flow.server_mac)):
-            if mac:
+        # Only a MAC an end sent from is its own: the destination MAC may be a router's.
+        for bit, ip, mac in ((1, flow.client, flow.client_mac), (2, flow.server, flow.server_mac)):
+            if mac and flow.seen_ends & bit:
                 self._bind(flow, ts, ip, mac)
 
     def _bind(self, flow: Any, ts: int, ip: str, mac: str) -> None:

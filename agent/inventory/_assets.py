@@ -203,7 +203,7 @@ class Asset:
 
     __slots__ = ("id", "ip", "mac", "vlan", "first_ts", "last_ts", "is_client", "is_server",
                  "gateway_exceptions", "devices", "clients", "servers", "ttls", "windows",
-                 "unanswered_units", "role", "dropped")
+                 "unanswered_units", "role", "dropped", "tls")
 
     def __init__(self, ip: str, mac: str | None, vlan: int | None, ts: int) -> None:
         self.id = asset_id(ip, mac, vlan)
@@ -224,6 +224,8 @@ class Asset:
         #: role last announced (see current_role)
         self.role: str | None = None
         self.dropped: dict[str, int] = {}
+        #: Modbus/TLS (port 802) server certificate: port -> what the handshake showed
+        self.tls: dict[str, dict[str, Any]] = {}
 
     def current_role(self) -> str:
         """``client``, ``server``, ``gateway``, ``both`` (client and server) or ``unknown``."""
@@ -279,7 +281,7 @@ class Asset:
                 "servers": self.servers, "ttls": [[k, v] for k, v in self.ttls.items()],
                 "windows": [[k, v] for k, v in self.windows.items()],
                 "unanswered_units": [[k, v] for k, v in self.unanswered_units.items()],
-                "role": self.role, "dropped": self.dropped}
+                "role": self.role, "dropped": self.dropped, "tls": self.tls}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Asset:
@@ -292,6 +294,7 @@ class Asset:
         a.windows = {k: v for k, v in s["windows"]}
         a.unanswered_units = {k: v for k, v in s["unanswered_units"]}
         a.role, a.dropped = s["role"], dict(s["dropped"])
+        a.tls = dict(s.get("tls", {}))  # absent in state saved before TLS was read
         return a
 
     def to_dict(self, user: Any = None) -> dict[str, Any]:
@@ -311,6 +314,7 @@ class Asset:
             "gateway_exceptions": self.gateway_exceptions,
             "devices": [d.to_dict(lookup) for _u, d in sorted(self.devices.items())],
             "dropped": dict(sorted(self.dropped.items())),
+            "tls": dict(sorted(self.tls.items())),
         }
 
 

@@ -119,6 +119,9 @@ class Inventory:
     def __call__(self, flow: Any, events: list, txs: list) -> None:
         if flow is None:
             return
+        if flow.kind == "modbus-tls":
+            self._tls(flow, events)
+            return
         ctx = self._flows.get(flow, False)
         if ctx is False:
             ctx = self._bind_first(flow, events, txs)
@@ -138,6 +141,24 @@ class Inventory:
                 server.last_ts = last
         for tx in txs:
             self._transaction(ctx, tx)
+
+    def _tls(self, flow: Any, events: list) -> None:
+        """Keep what a Modbus/TLS handshake showed of the server's certificate."""
+        for e in events:
+            if e.KIND != "tls-certificate":
+                continue
+            server = self._asset(flow.server, flow.server_mac, flow.vlan, e.ts)
+            if server is None:
+                return
+            server.is_server = True
+            if e.ts > server.last_ts:
+                server.last_ts = e.ts
+            cert = e.certificate.to_dict()
+            old = server.tls.get(str(flow.server_port))
+            server.tls[str(flow.server_port)] = cert
+            if old is not None and old.get("sha256") != cert.get("sha256"):
+                self._emit("device-id-change", e.ts, server, None,
+                           {"tls_certificate": {"old": old, "new": cert}})
 
     def _bind_first(self, flow: Any, events: list, txs: list) -> _FlowCtx | None | bool:
         ts = next((e.ts for e in events if e.KIND == "message"), None)

@@ -36,6 +36,7 @@ __all__ = [
     "ReadDeviceIdentificationRequest", "ReadDeviceIdentificationResponse",
     "EncapsulatedRequest", "EncapsulatedResponse", "UmasRequest", "UmasResponse",
     "RawRequest", "RawResponse", "ExceptionResponse", "Malformed", "Gap", "NotModbus", "Violation",
+    "Connection", "TlsServerCertificate",
     "unpack_bits", "jsonable", "Event",
 ]
 
@@ -1288,3 +1289,47 @@ class Violation:
 
 #: Everything a :class:`~otsentry.agent.modbus.Decoder` emits.
 Event = Union[Message, Malformed, Gap, NotModbus, Violation]
+
+
+class Connection:
+    """A new connection (or UDP conversation) on a Modbus port, before any ADU.
+
+    Sinks learn of probes that never carry Modbus (a SYN answered by a reset, a
+    port scan) from this event.
+
+    Attributes: direction (who sent the first packet seen: REQUEST = the client),
+    ts, frame, flags (TCP flags of that packet; 0 for UDP).
+    """
+
+    __slots__ = ("direction", "ts", "frame", "flags")
+    KIND = "connection"
+
+    def __init__(self, direction: Direction, ts: int, frame: int, flags: int) -> None:
+        self.direction = direction
+        self.ts = ts
+        self.frame = frame
+        self.flags = flags
+
+    def __repr__(self) -> str:
+        return f"Connection(direction={self.direction}, flags={self.flags:#x})"
+
+
+class TlsServerCertificate:
+    """What the TLS handshake of a Modbus/TCP Security (port 802) connection showed.
+
+    Attributes: certificate (an :class:`otsentry.agent.tls.TlsCertificate`: version,
+    subject, issuer, validity, names, fingerprint, or why it was not visible),
+    ts, frame; direction is always RESPONSE (the server sent it).
+    """
+
+    __slots__ = ("certificate", "ts", "frame", "direction")
+    KIND = "tls-certificate"
+
+    def __init__(self, certificate: object, ts: int, frame: int) -> None:
+        self.certificate = certificate
+        self.ts = ts
+        self.frame = frame
+        self.direction = RESPONSE
+
+    def __repr__(self) -> str:
+        return f"TlsServerCertificate({self.certificate!r})"

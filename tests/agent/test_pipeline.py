@@ -252,3 +252,32 @@ class TestUdpAndIp:
         sink, pipe = _run([(1, 1, bytes(pkt))])
         assert [e.kind for e in sink.events] == ["ip-fragment"]
         assert sink.flows == [] and pipe.parser.fragments_modbus == 1
+
+
+class TestFlowEvents:
+    def test_probe_without_modbus_is_a_connection_event(self) -> None:
+        """A SYN to port 502 that never carries Modbus still tells the sinks of the connection."""
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.l2 import Ether
+
+        from otsentry.agent.pipeline import Pipeline
+
+        seen: list = []
+        pipe = Pipeline([lambda flow, events, txs: seen.append((flow, events))])
+        syn = Ether() / IP(src="10.0.0.9", dst="10.0.0.2") / TCP(sport=40001, dport=502, flags="S")
+        rst = Ether() / IP(src="10.0.0.2", dst="10.0.0.9") / TCP(sport=502, dport=40001, flags="RA")
+        pipe.feed(1, 1, bytes(syn))
+        pipe.feed(2, 1, bytes(rst))
+        pipe.finish()
+        (flow, events), = seen
+        assert [e.KIND for e in events] == ["connection"]
+        assert (flow.client, flow.server, events[0].flags) == ("10.0.0.9", "10.0.0.2", 0x02)
+        assert flow.seen_ends == 3
+
+    def test_unanswered_at_end_of_input_is_marked(self) -> None:
+        """A request cut off by the end of the capture is unanswered with at_end set."""
+        conv, wire = Conversation(), Wire()
+        wire.send(True, conv.exchange(3).request)
+        sink, _pipe = _run(wire.frames)
+        (tx,) = sink.txs
+        assert (tx.status, tx.at_end) == ("unanswered", True)

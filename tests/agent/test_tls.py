@@ -61,8 +61,10 @@ class _Collect:
         pass
 
 
-def _handshake_on_lo(tmp: Path, version: ssl.TLSVersion) -> bytes:
-    """Run a TLS server and client on lo; return the server-to-client bytes as captured."""
+def _handshake_on_lo(tmp: Path, version: ssl.TLSVersion,
+                     frames: list | None = None) -> bytes:
+    """Run a TLS server and client on lo; return the server-to-client bytes as captured
+    (and every captured frame ``(ts, linktype, data)`` into ``frames`` when given)."""
     crt, key, _cert = _certificate(tmp)
     srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     srv_ctx.load_cert_chain(crt, key)
@@ -92,6 +94,8 @@ def _handshake_on_lo(tmp: Path, version: ssl.TLSVersion) -> bytes:
     stopper = threading.Timer(0.5, src.stop)  # everything was sent: drain the queue, then stop
     stopper.start()
     for ts, linktype, frame in src:
+        if frames is not None:
+            frames.append((ts, linktype, frame, port))
         p = parser.parse(linktype, frame)
         if p is not None and p[3] == port:  # from the server
             stream.segment(p[5], p[6], p[7], ts, 0)
@@ -140,3 +144,27 @@ def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
     for chunk in chunks:
         reader.receive(b"\x16\x03\x03" + chunk)
         assert len(reader._buf) + len(reader._hs) <= 70_000
+
+
+@needs_root
+def test_pipeline_gives_the_certificate_to_the_inventory(tmp_path: Path) -> None:
+    """A Modbus/TLS connection's certificate reaches the inventory's server asset."""
+    from otsentry.agent.inventory import Inventory
+    from otsentry.agent.pipeline import Pipeline, PipelineConfig
+
+    frames: list = []
+    _handshake_on_lo(tmp_path, ssl.TLSVersion.TLSv1_2, frames)
+    port = frames[0][3]
+    seen: list = []
+    inv = Inventory()
+    pipe = Pipeline([inv, lambda flow, events, txs: seen.extend(events)],
+                    PipelineConfig(tls_ports=(port,)))
+    for ts, linktype, frame, _port in frames:
+        pipe.feed(ts, linktype, frame)
+    pipe.finish()
+    kinds = [e.KIND for e in seen]
+    assert kinds.count("tls-certificate") == 1 and kinds[0] == "connection"
+    (server,) = [a for a in inv.assets() if a.tls]
+    cert = server.tls[str(port)]
+    assert cert["subject"] == "O=Water Works,CN=plc-07.plant.example"
+    assert cert["version"] == "TLS 1.2" and cert["not_after"] == "2035-12-30T00:00:00Z"

@@ -71,13 +71,7 @@ def expected_role(a: dict) -> str:
     return serving or "unknown"
 
 
-MAC_FROM_FIRST_FRAME = pytest.mark.xfail(
-    strict=True, reason="the flow keeps the MACs of its first frame; here the client's first "
-    "frames went to another next-hop MAC than the one the server sends from")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=MAC_FROM_FIRST_FRAME)
-                                  if n == "function-code-scan.pcap" else n for n in CLEAN])
+@pytest.mark.parametrize("name", CLEAN)
 def test_assets_roles_units_match_tshark(shared_pcaps: Path, read, name: str) -> None:
     """Every (IP, MAC) tshark sees in Modbus frames is an asset with the role and units tshark implies."""
     path = shared_pcaps / name
