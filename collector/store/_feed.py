@@ -26,6 +26,7 @@ from typing import Any
 
 from otsentry.collector.store import _schema as S
 from otsentry.collector.store._engine import is_postgres
+from otsentry.collector.store._raw import insert_many
 from sqlalchemy import Connection, Table, and_, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -73,6 +74,10 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict], keys: list[str]
     conn.execute(stmt, list(rows))
 
 
+_FEED_COLS = ("cursor", "kind", "ref", "new", "site", "agent_id", "severity", "detector",
+              "techniques", "assets", "ingest_ns")
+
+
 def append_feed(conn: Connection, rows: Sequence[FeedRow], now: int) -> int:
     """Append ``rows`` to the feed in the current transaction; return the last cursor (0: none).
 
@@ -84,11 +89,9 @@ def append_feed(conn: Connection, rows: Sequence[FeedRow], now: int) -> int:
                        .values(value=S.feed_seq.c.value + len(rows))
                        .returning(S.feed_seq.c.value)).scalar_one()
     first = end - len(rows) + 1
-    conn.execute(S.feed.insert(), [
-        {"cursor": first + i, "kind": r.kind, "ref": r.ref, "new": int(r.new), "site": r.site,
-         "agent_id": r.agent_id, "severity": r.severity, "detector": r.detector,
-         "techniques": r.techniques, "assets": r.assets, "ingest_ns": now}
-        for i, r in enumerate(rows)])
+    insert_many(conn, S.feed, _FEED_COLS, [
+        (first + i, r.kind, r.ref, int(r.new), r.site, r.agent_id, r.severity, r.detector,
+         r.techniques, r.assets, now) for i, r in enumerate(rows)])
     if is_postgres(conn):
         conn.execute(text("SELECT pg_notify(:ch, :c)"), {"ch": NOTIFY_CHANNEL, "c": str(end)})
     return end

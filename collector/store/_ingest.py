@@ -26,7 +26,6 @@ another replica while an old stream is still committing cannot double-store.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import json
 import queue
 import threading
@@ -34,11 +33,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from otsentry.collector.store import _merge, _raw
 from otsentry.collector.store import _schema as S
 from otsentry.collector.store._engine import is_postgres, write
 from otsentry.collector.store._feed import FeedRow, append_feed, upsert
 from otsentry.common.errors import MessageError
-from otsentry.common.finding import Finding, merge_forward
 from otsentry.common.logging import get_logger
 from otsentry.common.pki import Identity
 from otsentry.v1 import convert, finding_pb2, ingest_pb2, inventory_pb2
@@ -59,13 +58,13 @@ def log():  # type: ignore[no-untyped-def]
     return get_logger("collector.store")
 
 
-def source_ip(f: Finding) -> str:
+def source_ip(f: finding_pb2.Finding) -> str:
     """The address a finding came from: the flow's client, else a client-like asset, else ""."""
-    if f.evidence.flow is not None and f.evidence.flow.client_ip:
+    if f.evidence.flow.client_ip:
         return f.evidence.flow.client_ip
     for a in f.assets:
-        if a.role in _SOURCE_ROLES and a.ip:
-            return a.ip
+        if a.role in _SOURCE_ROLES and a.key.ip:
+            return a.key.ip
     return ""
 
 
@@ -91,7 +90,7 @@ class _Request:
 @dataclass(slots=True)
 class _FindingRow:
     pk: int | None
-    finding: Finding
+    finding: finding_pb2.Finding
     first_ingest_ns: int
     changed: bool = False
 
@@ -121,7 +120,8 @@ def _prepare(req: _Request) -> None:
         seq = req.batch.first_seq + i
         kind = env.WhichOneof("body")
         if kind == "finding":
-            req.messages.append((seq, kind, convert.finding_from_proto(env.finding)))
+            _merge.check(env.finding)
+            req.messages.append((seq, kind, env.finding))
         elif kind == "inventory":
             inv = env.inventory
             if not (inv.asset.ip or inv.asset.mac):
@@ -181,13 +181,11 @@ class _Group:
     def _load_findings(self) -> None:
         keys = sorted({(r.agent_id, m.id) for r in self.reqs for _, k, m in r.messages
                        if k == "finding"})  # type: ignore[attr-defined]
-        t = S.findings.c
-        for i in range(0, len(keys), _CHUNK):
-            q = select(t.id, t.agent_id, t.finding_id, t.first_ingest_ns, t.body).where(
-                tuple_(t.agent_id, t.finding_id).in_(keys[i:i + _CHUNK]))
-            for pk, agent_id, fid, first, body in self.conn.execute(q):
-                f = convert.finding_from_proto(convert.parse(finding_pb2.Finding, body))
-                self.findings[(agent_id, fid)] = _FindingRow(pk, f, first)
+        for pk, agent_id, fid, first, body in _raw.select_in(
+                self.conn, S.findings, ("id", "agent_id", "finding_id", "first_ingest_ns", "body"),
+                ("agent_id", "finding_id"), keys):
+            f = convert.parse(finding_pb2.Finding, bytes(body))
+            self.findings[(agent_id, fid)] = _FindingRow(pk, f, first)
 
     def _load_assets(self) -> None:
         keys = sorted({(r.site, _asset_key(m)) for r in self.reqs for _, k, m in r.messages
@@ -227,15 +225,15 @@ class _Group:
         self.hwm[key] = hwm
         return hwm
 
-    def _finding(self, req: _Request, new: Finding) -> None:
+    def _finding(self, req: _Request, new: finding_pb2.Finding) -> None:
         # The collector's clock is the only ingest time: an agent cannot pre-date it.
-        new = dataclasses.replace(new, times=dataclasses.replace(new.times, ingest_ns=self.now))
+        new.times.ingest_ns = self.now
         cur = self.findings.get((req.agent_id, new.id))
         if cur is None:
             self.findings[(req.agent_id, new.id)] = _FindingRow(None, new, self.now, True)
             return
-        merged = merge_forward(cur.finding, new)
-        if merged is not cur.finding:
+        merged = _merge.merge(cur.finding, new)
+        if merged is not None:
             cur.finding, cur.changed = merged, True
 
     def _inventory(self, req: _Request, d: inventory_pb2.InventoryDelta) -> None:
@@ -266,20 +264,24 @@ class _Group:
         for (agent_id, _), row in self.findings.items():
             if row.changed:
                 (new if row.pk is None else old).append((agent_id, row))
-        values = [_finding_values(a, site[a], r, self.now) for a, r in new]
-        if values:
-            pks = self.conn.execute(S.findings.insert().returning(S.findings.c.id,
-                                                                  sort_by_parameter_order=True),
-                                    values).scalars().all()
-            for (_, row), pk in zip(new, pks):
-                row.pk = pk
+        values = {id(r): _finding_values(a, site[a], r, self.now) for a, r in new + old}
+        if new:
+            # A plain executemany, then the ids in one query: INSERT .. RETURNING in order
+            # runs row by row on SQLite.
+            _raw.insert_many(self.conn, S.findings, _FINDING_COLS, [values[id(r)] for _, r in new])
+            keys = [(a, r.finding.id) for a, r in new]
+            pks = {(a, f): pk for pk, a, f in _raw.select_in(
+                self.conn, S.findings, ("id", "agent_id", "finding_id"),
+                ("agent_id", "finding_id"), keys)}
+            for key, (_, row) in zip(keys, new):
+                row.pk = pks[key]
         if old:
-            self.conn.execute(S.findings.update().where(S.findings.c.id == _bind("pk")), [
-                {"pk": r.pk, **_finding_values(a, site[a], r, self.now)} for a, r in old])
+            _raw.update_many(self.conn, S.findings, _FINDING_COLS, "id",
+                             [(*values[id(r)], r.pk) for _, r in old])
         inserted = {id(r) for _, r in new}
-        return [FeedRow("finding", r.pk, id(r) in inserted, site[a], a,  # type: ignore[arg-type]
-                        int(r.finding.severity), r.finding.kind, _marks(r.finding.techniques),
-                        _marks(x.ip for x in r.finding.assets)) for a, r in new + old]
+        # values: agent_id, finding_id, site, kind, severity, ..., techniques (10), assets (11)
+        return [FeedRow("finding", r.pk, id(r) in inserted, v[2], a, v[4], v[3],  # type: ignore[arg-type]
+                        v[10], v[11]) for a, r in new + old for v in (values[id(r)],)]
 
     def _write_assets(self) -> list[FeedRow]:
         rows = [r for r in self.assets.values() if r.changed]
@@ -363,17 +365,16 @@ def _merge_asset(row: _AssetRow, d: inventory_pb2.InventoryDelta) -> str:
     return json.dumps(changes, sort_keys=True) if changes else ""
 
 
-def _finding_values(agent_id: str, site: str, row: _FindingRow, now: int) -> dict:
+_FINDING_COLS = ("agent_id", "finding_id", "site", "kind", "severity", "revision", "count",
+                 "first_seen_ns", "last_seen_ns", "source_ip", "techniques", "assets", "summary",
+                 "first_ingest_ns", "updated_ns", "body")
+
+
+def _finding_values(agent_id: str, site: str, row: _FindingRow, now: int) -> tuple:
     f = row.finding
-    return {
-        "agent_id": agent_id, "finding_id": f.id, "site": site, "kind": f.kind,
-        "severity": int(f.severity), "revision": f.revision, "count": f.count,
-        "first_seen_ns": f.first_seen_ns, "last_seen_ns": f.last_seen_ns,
-        "source_ip": source_ip(f), "techniques": _marks(f.techniques),
-        "assets": _marks(a.ip for a in f.assets), "summary": f.summary,
-        "first_ingest_ns": row.first_ingest_ns, "updated_ns": now,
-        "body": convert.finding_to_proto(f).SerializeToString(),
-    }
+    return (agent_id, f.id, site, f.kind, f.severity - 1, f.revision, f.count, f.first_seen_ns,
+            f.last_seen_ns, source_ip(f), _marks(f.techniques), _marks(a.key.ip for a in f.assets),
+            f.summary, row.first_ingest_ns, now, f.SerializeToString())
 
 
 def _asset_values(r: _AssetRow, now: int) -> dict:
