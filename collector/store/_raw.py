@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, Connection, Integer, LargeBinary, SmallInteger, Table, Text
 
-__all__ = ["insert_many", "update_many", "select_in"]
+__all__ = ["insert_many", "select_in", "update_many"]
 
 
 def _mark(conn: Connection) -> str:

@@ -5,10 +5,20 @@ from __future__ import annotations
 import threading
 import time
 
-from otsentry.collector.store import (FeedFilter, FeedRow, Ingest, Store, append_feed, connect,
-                                      read, read_feed, write)
+from otsentry.collector.store import (
+    FeedFilter,
+    FeedRow,
+    Ingest,
+    Store,
+    append_feed,
+    connect,
+    read,
+    read_feed,
+    write,
+)
 from otsentry.common.finding import Severity
 from otsentry.common.pki import Identity
+
 from tests.collector.store.helpers import A1, B1, batch, delta, finding, status
 
 
@@ -68,7 +78,7 @@ class TestCommitOrder:
 
         def writer(i: int) -> None:
             ident = Identity.agent(f"site{i % 2}", f"w{i}")
-            for n in range(30):
+            for n in range(12):
                 ingests[i % len(ingests)].commit_sync(ident, "s", batch(ident, 1, n * 5 + 1,
                                                           [finding(f"f{n}-{j}") for j in range(5)]))
 
@@ -84,7 +94,7 @@ class TestCommitOrder:
         for ing in set(ingests):
             ing.close()
         assert errors == []
-        assert seen == list(range(1, 601))
+        assert seen == list(range(1, 241))
 
 
 def _head(engine) -> int:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from otsentry.agent.outbox import Outbox
 from otsentry.collector.server import run_server
 from otsentry.collector.store import Store
@@ -16,6 +15,7 @@ from otsentry.common.errors import MessageError
 from otsentry.common.pki import load_certificate, serial_hex
 from otsentry.common.tls import channel_credentials
 from otsentry.v1 import convert, ingest_pb2, ingest_pb2_grpc, inventory_pb2
+
 from tests.collector.conftest import Pki
 from tests.collector.store.helpers import A1, A2, B1, batch, delta, finding, status
 

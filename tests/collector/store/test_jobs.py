@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import insert
-
 from otsentry.collector.store import NS_PER_DAY, Store, connect, job, write
 from otsentry.collector.store import _schema as S
+from sqlalchemy import insert
+
 from tests.collector.store.helpers import A1, batch, delta, finding, status
 
 T0 = 1_800_000_000 * 10**9

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-
-from otsentry.collector.store import Store, StoreError, connect, current_revision, head_revision, upgrade
+from otsentry.collector.store import (
+    Store,
+    StoreError,
+    connect,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from otsentry.collector.store._schema import METADATA
 
 
