@@ -125,7 +125,8 @@ class BuildCompiled(Command):
         out = HERE / self.build_dir
         digest = hashlib.sha256(sys.version.encode())
         for path in [HERE / "setup.py", HERE / "pyproject.toml",
-                     *sorted((HERE / "agent").rglob("*.py")), *sorted((HERE / "common").rglob("*.py"))]:
+                     *sorted(p for folder in ("agent", "common") for p in (HERE / folder).rglob("*")
+                             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".so")]:
             digest.update(str(path.relative_to(HERE)).encode() + b"\0" + path.read_bytes())
         stamp = out / ".stamp"
         if stamp.exists() and stamp.read_text() == digest.hexdigest():
@@ -152,7 +153,8 @@ PACKAGES, PACKAGE_DIR = _packages()
 setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
-    package_data={"": ["*.proto", "*.toml", "*.json", "*.csv", "*.html", "*.css", "*.js", "py.typed"]},
+    package_data={"": ["*.proto", "*.toml", "*.json", "*.csv", "*.html", "*.css", "*.js", "*.gz",
+                       "py.typed"]},
     include_package_data=True,
     ext_modules=_ext_modules(),
     cmdclass={"build_ext": OptionalBuildExt, "build_compiled": BuildCompiled},
