@@ -148,8 +148,8 @@ def _where(f: FeedFilter) -> list:
     conds: list = []
     if f.kinds:
         conds.append(c.kind.in_(f.kinds))
-    if f.sites:
-        conds.append(c.site.in_(f.sites))
+    if f.sites:  # an incident's entry names all its sites: ",plant1,plant2,"
+        conds.append(or_(c.site.in_(f.sites), *(c.site.like(f"%,{s},%") for s in f.sites)))
     if f.min_severity is not None:
         conds.append(c.severity >= f.min_severity)
     if f.detectors:
