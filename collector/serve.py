@@ -20,7 +20,8 @@ DEFAULT_CONFIG = "/etc/otsentry/collector.toml"
 HELP = """\
 Listens for agents on [server] host:port (gRPC over mutual TLS: only agents
 with a certificate from this collector's CA get in), stores what they deliver
-in the SQLite file [store] path, and acknowledges each batch once it is stored.
+in the store (the SQLite file [store] path, or --db postgresql://... shared by
+several replicas), and acknowledges each batch once it is stored.
 Agents resend what was not acknowledged, and the collector drops what it
 already has, so each finding is stored exactly once whatever the network does.
 
@@ -29,6 +30,7 @@ before the first run:
 
 examples:
   otsentry-collector serve --config /etc/otsentry/collector.toml
+  otsentry-collector serve --db postgresql://otsentry@db.example/otsentry   # one of N replicas
   otsentry-collector import agent-export.otseg     # a file carried from a plant
 """
 
@@ -45,32 +47,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", default=None,
                    help=f"the collector's TOML config (default: {DEFAULT_CONFIG} if it exists; "
                         "packaging/collector.toml documents every option)")
+    p.add_argument("--db", metavar="URL", default=None,
+                   help="the store: sqlite:///PATH (default: the [store] path of the config) or "
+                        "postgresql://USER@HOST/DB, shared by several replicas")
+    p.add_argument("--rules", metavar="FILE", default=None,
+                   help="correlation rules (TOML, [correlate] table; default: built-in rules)")
+    p.add_argument("--retention-days", metavar="N", type=float, default=None,
+                   help="prune findings ingested more than N days ago (default: keep all); "
+                        "incidents are kept")
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit code."""
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
-    return asyncio.run(serve(load_collector_config(path)))
+    from otsentry.collector.correlate import load_rules
+
+    return asyncio.run(serve(load_collector_config(path), db=args.db,
+                             rules=load_rules(args.rules), retention_days=args.retention_days))
 
 
-async def serve(cfg: CollectorConfig) -> int:
-    """Run the server with the interim SQLite store until a stop signal."""
-    from otsentry.collector.ingest_store import IngestStore
+async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = None,
+                retention_days: float | None = None) -> int:
+    """Run the server on the store at ``db`` (default: SQLite at [store] path) until a stop signal.
+
+    The schema is upgraded first (safe with several replicas starting at once);
+    correlation and retention run in the background on every replica, coordinated
+    through the database.
+    """
+    from otsentry.collector.correlate import Rules, run_jobs
     from otsentry.collector.server import run_server
+    from otsentry.collector.store import Store, ca_fingerprints, redact
 
-    cfg.store.parent.mkdir(parents=True, exist_ok=True)
-    store = IngestStore(cfg.store, max_clock_skew_s=cfg.max_clock_skew_s,
-                        group_max=cfg.group_commit_max)
+    if db is None:
+        cfg.store.parent.mkdir(parents=True, exist_ok=True)
+        db = f"sqlite:///{cfg.store}"
+    loop = asyncio.get_running_loop()
+    wake, stop = asyncio.Event(), asyncio.Event()
+    store = Store(db, create=True, max_batches=cfg.group_commit_max,
+                  max_clock_skew_s=cfg.max_clock_skew_s, fingerprint=ca_fingerprints(cfg.pki_dir),
+                  on_commit=lambda: loop.call_soon_threadsafe(wake.set))
     server, port = await run_server(cfg.pki_dir, host=cfg.host, port=cfg.port,
                                     commit=store.commit, max_message_bytes=cfg.max_message_bytes)
-    log().info("collector listening", host=cfg.host, port=port, store=str(cfg.store),
+    log().info("collector listening", host=cfg.host, port=port, store=redact(db),
                pki=str(cfg.pki_dir))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    jobs = asyncio.create_task(run_jobs(store, rules if isinstance(rules, Rules) else Rules(),
+                                        stop, wake=wake, retention_days=retention_days))
     await stop.wait()
     log().info("collector stopping")
     await server.stop(2.0)
+    await jobs
     store.close()
     return 0

@@ -7,38 +7,14 @@ commit-ordered feed log, however many replicas run it.
 """
 
 from otsentry.collector.correlate._job import Ran, correlate_once
-from otsentry.collector.correlate._match import (
-                                                 PRIVATE,
-                                                 incident_severity,
-                                                 is_routable,
-                                                 recon_then_write,
-                                                 technique_sequence,
-)
-from otsentry.collector.correlate._rules import (
-                                                 RECON,
-                                                 WRITE,
-                                                 CrossSite,
-                                                 Rules,
-                                                 SeverityRules,
-                                                 SiteSource,
-                                                 load_rules,
-                                                 rules_from_dict,
-)
+from otsentry.collector.correlate._match import (PRIVATE, incident_severity, is_routable,
+                                                 recon_then_write, technique_sequence)
+from otsentry.collector.correlate._rules import (RECON, WRITE, CrossSite, Rules, SeverityRules,
+                                                 SiteSource, load_rules, rules_from_dict)
+from otsentry.collector.correlate._runner import run_jobs
 
 __all__ = [
-                                                 "PRIVATE",
-                                                 "RECON",
-                                                 "WRITE",
-                                                 "CrossSite",
-                                                 "Ran",
-                                                 "Rules",
-                                                 "SeverityRules",
-                                                 "SiteSource",
-                                                 "correlate_once",
-                                                 "incident_severity",
-                                                 "is_routable",
-                                                 "load_rules",
-                                                 "recon_then_write",
-                                                 "rules_from_dict",
-                                                 "technique_sequence",
+    "PRIVATE", "RECON", "WRITE", "CrossSite", "Ran", "Rules", "SeverityRules", "SiteSource",
+    "correlate_once", "incident_severity", "is_routable", "load_rules", "recon_then_write",
+    "rules_from_dict", "run_jobs", "technique_sequence",
 ]

@@ -12,6 +12,7 @@ ack promises the batch survives a power cut.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,9 @@ __all__ = [
     "write",
 ]
 
+# Alembic narrates every step at INFO; the commands print their own one-line result.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
 #: PostgreSQL advisory lock key taken while the schema is upgraded (any 64-bit number).
 _UPGRADE_LOCK = 0x6F7473656E747279  # "otsentry"
 
@@ -44,7 +48,7 @@ def default_url() -> str:
     if os.environ.get("OTSENTRY_DB"):
         return os.environ["OTSENTRY_DB"]
     state = os.environ.get("OTSENTRY_COLLECTOR_DIR") or "/var/lib/otsentry/collector"
-    return f"sqlite:///{Path(state, 'collector.sqlite')}"
+    return f"sqlite:///{Path(state, 'ingest.sqlite')}"
 
 
 def redact(url: str) -> str:

@@ -401,16 +401,20 @@ class Ingest:
     Args:
         engine: an upgraded store (see :func:`~._engine.upgrade`).
         group_max: most messages one transaction takes from the queue.
+        max_batches: most batches one transaction takes from the queue.
+        max_clock_skew_s: an agent whose clock is off by more is flagged in the log.
         fingerprint: certificate serial -> SHA-256 fingerprint ("" when unknown).
         clock: the collector's wall clock in ns (ingest time).
         on_commit: called in the writer thread after each commit (wakes local readers).
     """
 
-    def __init__(self, engine: Engine, *, group_max: int = 5000,
+    def __init__(self, engine: Engine, *, group_max: int = 5000, max_batches: int = 256,
+                 max_clock_skew_s: float = 30.0,
                  fingerprint: Callable[[str], str] = lambda serial: "",
                  clock: Callable[[], int] = time.time_ns,
                  on_commit: Callable[[], None] | None = None) -> None:
-        self._engine, self._group_max = engine, group_max
+        self._engine, self._group_max, self._max_batches = engine, group_max, max_batches
+        self._max_skew_ns = int(max_clock_skew_s * 1e9)
         self._fingerprint, self._clock, self._on_commit = fingerprint, clock, on_commit
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -464,7 +468,7 @@ class Ingest:
             while item is not None:
                 group.append(item)
                 n += len(item.batch.messages)
-                if n >= self._group_max:
+                if n >= self._group_max or len(group) >= self._max_batches:
                     break
                 try:
                     item = self._queue.get_nowait()
@@ -501,11 +505,18 @@ class Ingest:
         for attempt in range(8):
             try:
                 with write(self._engine) as conn:
-                    return _Group(conn, reqs, self._clock(), self._fingerprint).run()
+                    group = _Group(conn, reqs, self._clock(), self._fingerprint)
+                    acks = group.run()
             except DBAPIError as exc:
                 state = getattr(exc.orig, "sqlstate", None)
                 if state not in _RETRY_STATES or attempt == 7:
                     raise
                 log().info("ingest transaction retried", sqlstate=state, attempt=attempt + 1)
                 time.sleep(0.01 * (attempt + 1))
+                continue
+            for agent_id, st in group.status:
+                skew = st.agent_clock_ns - group.now if st.agent_clock_ns else 0  # type: ignore[attr-defined]
+                if abs(skew) > self._max_skew_ns:
+                    log().warning("agent clock skew", agent=agent_id, skew_s=round(skew / 1e9, 3))
+            return acks
         raise AssertionError("unreachable")

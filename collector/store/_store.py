@@ -69,6 +69,9 @@ class Store:
         group_max: most messages per ingest transaction.
         fingerprint: certificate serial -> fingerprint (see :func:`ca_fingerprints`).
         clock: the collector's wall clock in ns.
+        on_commit: called after each ingest commit (in the writer thread).
+        max_batches: most batches per ingest transaction.
+        max_clock_skew_s: agents whose clock is off by more are flagged in the log.
     Raises:
         StoreError: unreachable database, or a schema older or newer than this code.
     """
@@ -76,7 +79,8 @@ class Store:
     def __init__(self, url: str, *, create: bool = False, group_max: int = 5000,
                  fingerprint: Callable[[str], str] = lambda serial: "",
                  clock: Callable[[], int] = time.time_ns,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 on_commit: Callable[[], None] | None = None, max_batches: int = 256,
+                 max_clock_skew_s: float = 30.0) -> None:
         self.url = url
         self.engine: Engine = connect(url)
         try:
@@ -89,7 +93,8 @@ class Store:
             raise StoreError(f"{redact(url)}: schema revision {have or 'none'}, this collector needs "
                              f"{want}: run 'otsentry-collector db upgrade --db URL'")
         self.clock = clock
-        self.ingest = Ingest(self.engine, group_max=group_max, fingerprint=fingerprint,
+        self.ingest = Ingest(self.engine, group_max=group_max, max_batches=max_batches,
+                             max_clock_skew_s=max_clock_skew_s, fingerprint=fingerprint,
                              clock=clock, on_commit=on_commit)
 
     async def commit(self, peer: Any, batch: ingest_pb2.Batch) -> int:
