@@ -15,6 +15,8 @@ from otsentry.common.errors import OtSentryError
 _MODULES = {
     "pki": "otsentry.collector.pki_cli",
     "serve": "otsentry.collector.serve",
+    "db": "otsentry.collector.db_cmd",
+    "incidents": "otsentry.collector.incidents_cmd",
 }
 
 DESCRIPTION = """\
