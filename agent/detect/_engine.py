@@ -25,6 +25,8 @@ from otsentry.agent.detect._config import DetectConfig
 from otsentry.agent.detect._pcap import pcap_slice
 from otsentry.agent.detect._registry import FAMILIES, catalogue
 from otsentry.agent.detect._state import BoundedMap
+from otsentry.agent.modbus._events import Message
+from otsentry.agent.transactions import Transaction
 from otsentry.common.errors import ConfigError
 from otsentry.common.finding import AssetRef, Finding, Flow as FlowRef, Severity
 
@@ -103,10 +105,14 @@ class Engine:
         for fam in self.families:
             if self.mode not in fam.MODES:
                 continue
-            for table, spec in ((self._req, fam.REQUESTS), (self._rsp, fam.RESPONSES),
-                                (self._ev, fam.EVENTS), (self._status, fam.STATUSES)):
-                for key, method in spec.items():
-                    table.setdefault(key, []).append(getattr(fam, method))
+            for fc, method in fam.requests().items():
+                self._req.setdefault(fc, []).append(getattr(fam, method))
+            for fc, method in fam.RESPONSES.items():
+                self._rsp.setdefault(fc, []).append(getattr(fam, method))
+            for kind, method in fam.EVENTS.items():
+                self._ev.setdefault(kind, []).append(getattr(fam, method))
+            for status, method in fam.STATUSES.items():
+                self._status.setdefault(status, []).append(getattr(fam, method))
             for hooks, name in ((self._every, fam.EVERY_TX), (self._new_flow, fam.NEW_FLOW),
                                 (self._new_end, fam.NEW_END), (self._tick, fam.TICK)):
                 if name:
@@ -117,7 +123,13 @@ class Engine:
     # --- the sink ---------------------------------------------------------------------------
 
     def __call__(self, flow: Any, events: list, txs: list) -> None:
-        ts = events[0].ts if events else (txs[0].first.ts if txs else self.last_ts)
+        if events:
+            ts: int = events[0].ts
+        elif txs:
+            first: Transaction = txs[0]
+            ts = first.first.ts
+        else:
+            ts = self.last_ts
         if ts > self.last_ts:
             self.last_ts = ts
         if ts >= self._next_tick:
@@ -126,7 +138,7 @@ class Engine:
             self._flow_seen(flow, ts)
         req, rsp, ev = self._req, self._rsp, self._ev
         for e in events:
-            if e.KIND == "message":
+            if isinstance(e, Message):  # KIND "message"
                 hooks = (req if e.is_request else rsp).get(e.fc)
             else:
                 hooks = ev.get(e.KIND)
@@ -150,24 +162,27 @@ class Engine:
             hook(flow, ts)
 
     def _transactions(self, txs: list) -> None:
-        status, every, polls = self._status, self._every, self.polls
+        status, every, polls, hosts = self._status, self._every, self.polls, self.hosts
         for tx in txs:
-            hooks = status.get(tx.status)
+            t: Transaction = tx
+            st = t.status
+            hooks = status.get(st)
             if hooks:
                 for hook in hooks:
-                    hook(tx)
+                    hook(t)
             for hook in every:
-                hook(tx)
-            flow = tx.flow
-            if tx.status == "ok" and tx.fc <= 4:
-                key = (flow.client, flow.server)
+                hook(t)
+            flow = t.flow
+            client = flow.client
+            if st == "ok" and t.first.fc <= 4:
+                key = (client, flow.server)
                 n = polls.get(key)
                 if n is None:
                     polls.get_or_make(key, int)
                     n = 0
                 polls[key] = n + 1
-            if flow.client not in self.hosts:
-                self.hosts.get_or_make(flow.client, lambda: True)
+            if client not in hosts:
+                hosts.get_or_make(client, lambda: True)
 
     def _on_tick(self, ts: int) -> None:
         self._next_tick = ts + _TICK_NS

@@ -57,6 +57,10 @@ class Family:
             e.id: {**{k: v.default for k, v in e.knobs.items()}, **engine.config.knobs.get(e.id, {})}
             for e in self.ENTRIES}
 
+    def requests(self) -> dict[int, str]:
+        """``REQUESTS`` as the engine binds it (a family may switch its hooks off)."""
+        return self.REQUESTS
+
     def knob(self, entry_id: str, name: str) -> Any:
         """The value of knob ``name`` of detector ``entry_id``."""
         return self._knobs[entry_id][name]

@@ -35,8 +35,10 @@ class WritePolicy(Family):
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
         self.rules = engine.config.allow_writes
-        if engine.config.write_policy == "off":
-            self.REQUESTS = {}  # type: ignore[misc]
+        self.enabled = engine.config.write_policy != "off"
+
+    def requests(self) -> dict[int, str]:
+        return self.REQUESTS if self.enabled else {}
 
     def write(self, msg: Any, flow: Any) -> None:
         points = write_points(msg)

@@ -14,6 +14,9 @@ from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._state import Bucket
 from otsentry.agent.detect._writes import write_points
+from otsentry.agent.flows import Flow
+from otsentry.agent.modbus._events import Message
+from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
 __all__ = ["Rates"]
@@ -79,22 +82,26 @@ class Rates(Family):
         factor, low = self.knob("rate.spike", "factor"), self.knob("rate.spike", "minimum")
         self.spike = {k: max(low, int(r * factor)) for k, r in baseline.rates.items()}
 
-    def tx(self, tx: Any) -> None:
-        flow = tx.flow
+    def tx(self, tx: Transaction) -> None:
+        flow: Flow = tx.flow
         key = (flow.client, flow.server)
-        st = self.pairs.get(key)
-        if st is None:
-            st = self.pairs.get_or_make(key, _Pair)
-            st.exc.span_ns = self.exc_span
+        got = self.pairs.get(key)
+        if got is None:
+            got = self.pairs.get_or_make(key, _Pair)
+            got.exc.span_ns = self.exc_span
+        st: _Pair = got
+        req = tx.request
         ts = tx.first.ts
         status = tx.status
-        if tx.request is not None:
+        if req is not None:
             n = st.second.hit(ts)
             if n == self.flood:
                 self._flood(tx, n, "rate.flood")
-            elif n == self.spike.get(key, 0):
+            elif self.spike and n == self.spike.get(key, 0):
                 self._flood(tx, n, "rate.spike")
-            if tx.fc in (5, 6, 15, 16, 23) and tx.request.KIND == "message":
+            fc = req.fc
+            if (fc == 5 or fc == 6 or fc == 15 or fc == 16 or fc == 23) \
+                    and isinstance(req, Message):
                 self._write(tx)
         if status == "exception" and st.exc.hit(ts) == self.exc_n:
             self._exceptions(tx)

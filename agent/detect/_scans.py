@@ -18,6 +18,9 @@ from typing import Any, Final
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._state import Bucket, Window
+from otsentry.agent.flows import Flow
+from otsentry.agent.modbus._events import Message
+from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
 __all__ = ["Scans", "crossed"]
@@ -92,25 +95,31 @@ class Scans(Family):
         self.contacts = self.table("new-contacts")
         self.probes = self.table("probed-hosts")
 
-    def tx(self, tx: Any) -> None:
-        flow = tx.flow
+    def tx(self, tx: Transaction) -> None:
+        flow: Flow = tx.flow
         key = (flow.client, flow.server)
-        st = self.pairs.get(key)
-        if st is None:
-            st = self.pairs.get_or_make(key, lambda: _Pair(self.span))
+        got = self.pairs.get(key)
+        if got is None:
+            got = self.pairs.get_or_make(key, lambda: _Pair(self.span))
             self.contacts.get_or_make(flow.client, lambda: deque(maxlen=1024)).append(
                 (tx.first.ts, flow.server))
+        st: _Pair = got
         st.txs += 1
         m = tx.first
         ts, rep = m.ts, st.reported
-        if crossed(rep, "units", st.units.add(ts, m.unit), self.th_units):
+        # crossed() only when a count reaches its threshold or one was reported before
+        n = st.units.add(ts, m.unit)
+        if (n >= self.th_units or rep) and crossed(rep, "units", n, self.th_units):
             self._unit_sweep(tx, st)
-        if crossed(rep, "fcs", st.fcs.add(ts, m.fc), self.th_fcs):
+        n = st.fcs.add(ts, m.fc)
+        if (n >= self.th_fcs or rep) and crossed(rep, "fcs", n, self.th_fcs):
             self._fc_sweep(tx, st, "tried")
         if tx.status == "exception":
             self._exception(tx, st, ts)
-        elif m.fc <= 4 and tx.request is not None and m.KIND == "message":
-            if crossed(rep, "blocks", st.blocks.add(ts, (m.fc, m.address)), self.th_blocks):
+        elif m.fc <= 4 and tx.request is not None and isinstance(m, Message):
+            msg: Any = m
+            n = st.blocks.add(ts, (m.fc, msg.address))
+            if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 
     def _exception(self, tx: Any, st: _Pair, ts: int) -> None:

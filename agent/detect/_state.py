@@ -58,13 +58,15 @@ class Window:
     recent go first), so the count saturates at ``cap``.
     """
 
-    __slots__ = ("span_ns", "cap", "items", "oldest")
+    __slots__ = ("span_ns", "cap", "items", "oldest", "last")
 
     def __init__(self, span_ns: int, cap: int = 1024) -> None:
         self.span_ns = span_ns
         self.cap = cap
         self.items: dict[Any, int] = {}
         self.oldest = 0
+        #: the item inserted last: while it is in ``items``, it is the most recent one
+        self.last: Any = None
 
     def add(self, ts: int, item: Any) -> int:
         """Record ``item`` at ``ts``; return the number of distinct items in the window."""
@@ -75,11 +77,16 @@ class Window:
                 del items[old]
             self.oldest = min(items.values(), default=ts)
         if item in items:
-            del items[item]  # insertion order = recency order
-        elif len(items) >= self.cap:
-            del items[next(iter(items))]
-        elif not items:
-            self.oldest = ts
+            if item != self.last:
+                del items[item]  # insertion order = recency order
+                self.last = item
+            # else: already the most recent, assigning keeps it last
+        else:
+            if len(items) >= self.cap:
+                del items[next(iter(items))]
+            elif not items:
+                self.oldest = ts
+            self.last = item
         items[item] = ts
         return len(items)
 

@@ -13,8 +13,13 @@ reading the user map and the state at construction (when asked) and
 What costs what, per packet: a dict lookup for the flow's assets; per request,
 one polling-cycle update; per transaction, counters on the device and, for
 reads, one tuple comparison with the range's previous values (unchanged
-values stop there).  Memory is bounded by :class:`~._assets.Limits`, never by
-the number of packets.
+values stop there).  Reads (FC 1-4), the bulk of polling, go through a
+per-flow cache keyed by one integer (unit, function, address, quantity) that
+holds direct references to their cycle, device, counters, register range and
+client entry, so a warm read costs no further lookups; everything else takes
+the general path, which the cache only short-cuts (the same counts result).
+Memory is bounded by :class:`~._assets.Limits`, never by the number of
+packets (the per-flow caches are bounded too).
 """
 
 from __future__ import annotations
@@ -34,25 +39,57 @@ from otsentry.agent.inventory._assets import (
 )
 from otsentry.agent.inventory._changes import InventoryChange
 from otsentry.agent.inventory._cycles import Cycle
-from otsentry.agent.inventory._registers import READ, WRITE
+from otsentry.agent.inventory._registers import READ, WRITE, RangeStat, RegisterTable
 from otsentry.agent.inventory._usermap import UserMap, load_user_map
 from otsentry.agent.modbus import spec
+from otsentry.agent.modbus._events import (
+    Message,
+    _BitsResponse,
+    _ReadRequest,
+    _RegistersResponse,
+)
 
 __all__ = ["Inventory"]
 
 STATE_FILE: Final = "inventory.sqlite"
 _MAX_FLOW_CACHE: Final = 65_536
+#: Read keys cached per flow (a scanner's sweep takes the general path beyond this).
+_MAX_READ_KEYS: Final = 1_024
+_TABLE_OF_READ: Final = ("", "coils", "discrete_inputs", "holding_registers", "input_registers")
+
+
+def _read_key(req: _ReadRequest) -> int:
+    """(unit, fc 1-4, address, quantity) of a read request as one integer."""
+    return (((req.unit << 3 | req.fc) << 16 | req.address) << 16) | req.quantity
+
+
+class _Read:
+    """Direct references for one read key of one flow, filled in as they come to exist."""
+
+    __slots__ = ("cycle", "dev", "counts", "table", "rng", "rclient", "quantity")
+
+    def __init__(self, quantity: int) -> None:
+        self.cycle: Cycle | None = None
+        self.dev: Device | None = None
+        self.counts: list[int] | None = None
+        self.table: RegisterTable | None = None
+        self.rng: RangeStat | None = None
+        self.rclient: list[int] | None = None
+        self.quantity = quantity
 
 
 class _FlowCtx:
-    """Per-flow cache: the two assets and the flow's cycles by (unit, fc, address, quantity)."""
+    """Per-flow cache: the two assets, the flow's cycles by (unit, fc, address, quantity),
+    and its read keys (see the module docstring)."""
 
-    __slots__ = ("client", "server", "cycles")
+    __slots__ = ("client", "server", "client_id", "cycles", "reads")
 
     def __init__(self, client: Asset, server: Asset) -> None:
         self.client = client
         self.server = server
+        self.client_id = client.id
         self.cycles: dict[tuple, Cycle] = {}
+        self.reads: dict[int, _Read] = {}
 
 
 class Inventory:
@@ -122,16 +159,20 @@ class Inventory:
         if flow.kind == "modbus-tls":
             self._tls(flow, events)
             return
-        ctx = self._flows.get(flow, False)
-        if ctx is False:
-            ctx = self._bind_first(flow, events, txs)
-        if ctx is None:
-            return
+        got = self._flows.get(flow, False)
+        if got is False:
+            got = self._bind_first(flow, events, txs)
+        if not isinstance(got, _FlowCtx):
+            return  # no Modbus message yet, or an asset that did not fit the limits
+        ctx = got
         last = 0
         for e in events:
-            if e.KIND == "message":
+            if isinstance(e, Message):  # KIND "message"
                 if e.is_request:
-                    self._request(ctx, e)
+                    if isinstance(e, _ReadRequest):
+                        self._read_request(ctx, e)
+                    else:
+                        self._request(ctx, e)
                 last = e.ts
         if last:
             client, server = ctx.client, ctx.server
@@ -140,6 +181,10 @@ class Inventory:
             if last > server.last_ts:
                 server.last_ts = last
         for tx in txs:
+            req = tx.request
+            if (isinstance(req, _ReadRequest) and tx.status == "ok"
+                    and self._warm_read(ctx, tx, req)):
+                continue
             self._transaction(ctx, tx)
 
     def _tls(self, flow: Any, events: list) -> None:
@@ -160,7 +205,7 @@ class Inventory:
                 self._emit("device-id-change", e.ts, server, None,
                            {"tls_certificate": {"old": old, "new": cert}})
 
-    def _bind_first(self, flow: Any, events: list, txs: list) -> _FlowCtx | None | bool:
+    def _bind_first(self, flow: Any, events: list, txs: list) -> _FlowCtx | None:
         ts = next((e.ts for e in events if e.KIND == "message"), None)
         if ts is None:
             ts = next((tx.first.ts for tx in txs if tx.first.KIND == "message"), None)
@@ -210,6 +255,21 @@ class Inventory:
         self._by_ip.setdefault(ip, []).append(a)
         return a
 
+    def _read_request(self, ctx: _FlowCtx, e: _ReadRequest) -> None:
+        """A read request (FC 1-4): its cycle through the flow's read cache."""
+        k = _read_key(e)
+        slot = ctx.reads.get(k)
+        if slot is None:
+            if len(ctx.reads) >= _MAX_READ_KEYS:
+                self._request(ctx, e)
+                return
+            slot = ctx.reads[k] = _Read(e.quantity)
+        c = slot.cycle
+        if c is not None:
+            c.request(e.ts)
+        else:
+            slot.cycle = self._cycle(ctx, (e.unit, e.fc, e.address, e.quantity), e.ts)
+
     def _request(self, ctx: _FlowCtx, e: Any) -> None:
         fc = e.fc
         if fc == 23:
@@ -218,16 +278,100 @@ class Inventory:
             key = (e.unit, fc, getattr(e, "address", None), getattr(e, "quantity", None))
         c = ctx.cycles.get(key)
         if c is None:
-            full = (ctx.client.id, ctx.server.id, *key)
-            c = self._cycles.get(full)
-            if c is None:
-                if len(self._cycles) >= self.limits.max_cycles:
-                    self._drop("cycles")
-                    return
-                self._cycles[full] = ctx.cycles[key] = Cycle(e.ts)
+            self._cycle(ctx, key, e.ts)
+        else:
+            c.request(e.ts)
+
+    def _cycle(self, ctx: _FlowCtx, key: tuple, ts: int) -> Cycle | None:
+        """Count a request of a cycle not in the flow's cache; the cycle, None when dropped."""
+        c = ctx.cycles.get(key)
+        if c is not None:
+            c.request(ts)
+            return c
+        full = (ctx.client.id, ctx.server.id, *key)
+        c = self._cycles.get(full)
+        if c is None:
+            if len(self._cycles) >= self.limits.max_cycles:
+                self._drop("cycles")
+                return None
+            self._cycles[full] = ctx.cycles[key] = Cycle(ts)
+            return ctx.cycles[key]
+        ctx.cycles[key] = c
+        c.request(ts)
+        return c
+
+    def _warm_read(self, ctx: _FlowCtx, tx: Any, req: _ReadRequest) -> bool:
+        """An answered read through the flow's read cache: what :meth:`_transaction` does.
+
+        False (nothing done) unless every reference is cached; then the general path
+        runs and fills them in.
+        """
+        slot = ctx.reads.get(_read_key(req))
+        if slot is None:
+            return False
+        rng = slot.rng
+        rsp = tx.response
+        if rng is None or slot.rclient is None or slot.dev is None or slot.counts is None \
+                or slot.table is None:
+            self._transaction(ctx, tx)
+            self._fill(ctx, slot, req, rsp)
+            return True
+        fc = req.fc
+        if fc >= 3:
+            if not isinstance(rsp, _RegistersResponse):
+                return False
+            values: Any = rsp.registers
+            if len(values) != slot.quantity:
+                return False  # a short or long answer: its own range, general path
+        elif isinstance(rsp, _BitsResponse):
+            values = rsp.bits
+        else:
+            return False
+        ts = rsp.ts
+        dev = slot.dev
+        slot.counts[0] += 1
+        if ts > dev.last_ts:
+            dev.last_ts = ts
+        clients = dev.clients
+        client_id = ctx.client_id
+        n = clients.get(client_id)
+        if n is not None:
+            clients[client_id] = n + 1
+        elif len(clients) < self.limits.max_peers:
+            clients[client_id] = 1
+        lat = tx.latency_ns
+        if lat is not None:
+            dev.latency(lat)
+        rng.count += 1
+        if ts > rng.last_ts:
+            rng.last_ts = ts
+        c = slot.rclient
+        c[0] += 1
+        if ts > c[2]:
+            c[2] = ts
+        if values != rng.last:
+            if fc >= 3:
+                slot.table.changed_read(rng, req.address, values, ts)
+            else:
+                slot.table.changed_bits(rng, req.address, req.quantity, values, ts)
+        return True
+
+    def _fill(self, ctx: _FlowCtx, slot: _Read, req: _ReadRequest, rsp: Any) -> None:
+        """Cache the references an answered read now has (those that exist)."""
+        dev = ctx.server.devices.get(req.unit)
+        if dev is None:
+            return
+        slot.dev = dev
+        slot.counts = dev.functions.get(req.fc)
+        table = slot.table = dev.tables.get(_TABLE_OF_READ[req.fc])
+        if table is None:
+            return
+        if req.fc >= 3:
+            if not isinstance(rsp, _RegistersResponse) or len(rsp.registers) != req.quantity:
                 return
-            ctx.cycles[key] = c
-        c.request(e.ts)
+        rng = slot.rng = table.ranges.get((READ, req.address, req.quantity))
+        if rng is not None:
+            slot.rclient = rng.clients.get(ctx.client_id)
 
     def _transaction(self, ctx: _FlowCtx, tx: Any) -> None:
         rsp, req, status = tx.response, tx.request, tx.status
@@ -320,7 +464,7 @@ class Inventory:
             elif fc == 22:
                 cur = table.value(req.address)
                 values = None if cur is None else (
-                    (cur & req.and_mask) | (req.or_mask & ~req.and_mask & 0xFFFF),)
+                    (cur & req.and_mask) | (req.or_mask & ~req.and_mask & 0xFFFF),)  # type: ignore[assignment]
             else:
                 values = req.registers
         quantity = getattr(req, "quantity", 1)

@@ -175,6 +175,10 @@ class RegisterTable:
         r = self._range(READ, address, len(values), client, ts)
         if r is None or values == r.last:
             return
+        self.changed_read(r, address, values, ts)
+
+    def changed_read(self, r: RangeStat, address: int, values: Any, ts: int) -> None:
+        """The part of :meth:`read` after the range was counted and its values differ."""
         old, r.last = r.last, values
         if r.sampled(ts):
             self._values(address, values, old, ts)
@@ -184,6 +188,11 @@ class RegisterTable:
         r = self._range(READ, address, quantity, client, ts)
         if r is None or packed == r.last:
             return
+        self.changed_bits(r, address, quantity, packed, ts)
+
+    def changed_bits(self, r: RangeStat, address: int, quantity: int, packed: bytes,
+                     ts: int) -> None:
+        """The part of :meth:`read_bits` after the range was counted and its bits differ."""
         r.last = packed
         if r.sampled(ts):
             self._values(address, tuple(_events.unpack_bits(packed, quantity)), None, ts)
