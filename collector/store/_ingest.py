@@ -141,6 +141,7 @@ class _Group:
                  fingerprint: Callable[[str], str]) -> None:
         self.conn, self.reqs, self.now, self.fingerprint = conn, reqs, now, fingerprint
         self.hwm: dict[tuple[str, int], int] = {}
+        self.count: dict[tuple[str, int], int] = {}
         self.findings: dict[tuple[str, str], _FindingRow] = {}
         self.assets: dict[tuple[str, tuple[str, str, int, int]], _AssetRow] = {}
         self.status: list[tuple[str, object]] = []
@@ -171,10 +172,11 @@ class _Group:
              "cert_serial": agents[a].serial, "cert_fingerprint": self.fingerprint(agents[a].serial),
              "first_ingest_ns": self.now, "last_ingest_ns": self.now} for a in sorted(agents)],
             ["agent_id"], update=["cert_serial", "cert_fingerprint", "last_ingest_ns"])
-        for agent_id, epoch, seq in c.execute(select(S.streams.c.agent_id, S.streams.c.epoch,
-                                                     S.streams.c.seq)
-                                              .where(S.streams.c.agent_id.in_(sorted(agents)))):
+        for agent_id, epoch, seq, count in c.execute(
+                select(S.streams.c.agent_id, S.streams.c.epoch, S.streams.c.seq, S.streams.c.count)
+                .where(S.streams.c.agent_id.in_(sorted(agents)))):
             self.hwm[(agent_id, epoch)] = seq
+            self.count[(agent_id, epoch)] = count
         self._load_findings()
         self._load_assets()
 
@@ -213,6 +215,7 @@ class _Group:
             if seq <= hwm:
                 continue
             hwm = seq
+            self.count[key] = self.count.get(key, 0) + 1
             if kind == "finding":
                 self._finding(req, msg)  # type: ignore[arg-type]
             elif kind == "inventory":
@@ -321,10 +324,11 @@ class _Group:
 
     def _write_streams(self) -> None:
         upsert(self.conn, S.streams, [
-            {"agent_id": a, "epoch": e, "seq": s, "updated_ns": self.now}
+            {"agent_id": a, "epoch": e, "seq": s, "count": self.count.get((a, e), 0),
+             "updated_ns": self.now}
             for (a, e), s in sorted(self.hwm.items())
             if any(r.agent_id == a and r.batch.epoch == e for r in self.reqs)],
-            ["agent_id", "epoch"], update=["seq", "updated_ns"])
+            ["agent_id", "epoch"], update=["seq", "count", "updated_ns"])
 
 
 def _bind(name: str):  # type: ignore[no-untyped-def]

@@ -103,6 +103,7 @@ streams = Table(
     Column("agent_id", Text, nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),  # messages stored (seq == count: none doubled)
     Column("updated_ns", BigInteger, nullable=False),
     PrimaryKeyConstraint("agent_id", "epoch"),
 )

@@ -118,6 +118,32 @@ class Store:
             return {(a, i): convert.finding_from_proto(convert.parse(finding_pb2.Finding, b))
                     for a, i, b in conn.execute(q)}
 
+    def streams(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(agent, epoch) -> (highest seq committed, messages stored); equal when nothing doubled."""
+        t = S.streams.c
+        with read(self.engine) as conn:
+            return {(a, e): (s, n) for a, e, s, n in conn.execute(
+                select(t.agent_id, t.epoch, t.seq, t.count))}
+
+    def status(self, agent: str) -> tuple[int, status_pb2.AgentStatus] | None:
+        """The agent's latest (skew in ns, AgentStatus), or None before its first status."""
+        t = S.agents.c
+        with read(self.engine) as conn:
+            row = conn.execute(select(t.skew_ns, t.status).where(t.agent_id == agent)).first()
+        if row is None or row.status is None:
+            return None
+        return row.skew_ns, convert.parse(status_pb2.AgentStatus, row.status)
+
+    def inventory_count(self, agent: str | None = None) -> int:
+        """Inventory changes kept in the assets' history (refreshes of last seen are not)."""
+        from sqlalchemy import func
+
+        q = select(func.count()).select_from(S.asset_history)
+        if agent is not None:
+            q = q.where(S.asset_history.c.agent_id == agent)
+        with read(self.engine) as conn:
+            return conn.execute(q).scalar_one()
+
     def agents(self) -> list[dict[str, Any]]:
         """Every agent with its site, version, certificate, last ingest time and skew."""
         with read(self.engine) as conn:

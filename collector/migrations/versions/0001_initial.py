@@ -107,6 +107,7 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.Text(), nullable=False),
     sa.Column('epoch', sa.BigInteger(), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('count', sa.BigInteger(), nullable=False),
     sa.Column('updated_ns', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('agent_id', 'epoch')
     )

@@ -174,3 +174,16 @@ class TestStatus:
         assert agent["version"] == "0.2.0" and agent["status"].outbox_depth == 7
         assert 50_000_000_000 < agent["skew_ns"] < 61_000_000_000
         assert [h["version"] for h in store.status_history(A1.short)] == ["0.1.0", "0.2.0"]
+
+
+class TestCommitContract:
+    def test_same_reads_as_the_interim_store(self, store: Store) -> None:
+        """streams(), status() and inventory_count() answer like the interim store's."""
+        store.ingest.commit_sync(A1, "s", batch(A1, 9, 1, [finding("a"), delta("10.0.0.9"),
+                                                           status(store.clock())]))
+        store.ingest.commit_sync(A1, "s", batch(A1, 9, 3, [delta("10.0.0.9"), finding("b")]))
+        assert store.streams() == {(A1.short, 9): (4, 4)}
+        skew, st = store.status(A1.short)  # type: ignore[misc]
+        assert abs(skew) < 5_000_000_000 and st.mode == "protecting"
+        assert store.status(A2.short) is None
+        assert store.inventory_count() == store.inventory_count(A1.short) == 1
