@@ -22,6 +22,7 @@ _MODULES = {
     "inventory": "otsentry.agent.inventory_cmd",
     "run": "otsentry.agent.run_cmd",
     "status": "otsentry.agent.status_cmd",
+    "export": "otsentry.agent.export",
 }
 
 for _name, _module in _MODULES.items():

@@ -296,6 +296,14 @@ class Outbox:
 
     # -- inspection -------------------------------------------------------------
 
+    def next_export_segment(self) -> int:
+        """The next number of an exported segment (1, 2, ...), counted durably."""
+        with self._tx():
+            row = self._db.execute("SELECT value FROM meta WHERE key='export_segment'").fetchone()
+            n = int(row[0]) + 1 if row else 1
+            self._set("export_segment", n)
+        return n
+
     def pending_count(self) -> int:
         """Messages waiting for a sequence number (not yet sent)."""
         return self._db.execute("SELECT count(*) FROM pending").fetchone()[0]

@@ -17,6 +17,7 @@ _MODULES = {
     "serve": "otsentry.collector.serve",
     "db": "otsentry.collector.db_cmd",
     "incidents": "otsentry.collector.incidents_cmd",
+    "import": "otsentry.collector.import_cmd",
 }
 
 DESCRIPTION = """\
