@@ -40,6 +40,15 @@ COMPILED = [
     "agent/transactions.py", "agent/stats.py", "agent/output.py",
     "agent/modbus/_spec.py", "agent/modbus/_events.py", "agent/modbus/_pdu.py",
     "agent/modbus/_decoder.py",
+    # the sinks that run per transaction: inventory and detection
+    "agent/inventory/_inventory.py", "agent/inventory/_assets.py",
+    "agent/inventory/_registers.py", "agent/inventory/_types.py", "agent/inventory/_cycles.py",
+    "agent/detect/_engine.py", "agent/detect/_family.py", "agent/detect/_state.py",
+    "agent/detect/_aggregate.py", "agent/detect/_writes.py", "agent/detect/_scans.py",
+    "agent/detect/_rates.py", "agent/detect/_protocol.py", "agent/detect/_functions.py",
+    "agent/detect/_fc8.py", "agent/detect/_recon.py", "agent/detect/_umas.py",
+    "agent/detect/_policy.py", "agent/detect/_l2.py", "agent/detect/_learned.py",
+    "agent/detect/_process.py", "agent/detect/_learner.py",
 ]
 #: Where the sources are staged under their import names (mypyc names modules by path).
 STAGE = Path("build", "mypyc-src")

@@ -174,7 +174,7 @@ class Engine:
                 hook(t)
             flow = t.flow
             client = flow.client
-            if st == "ok" and t.first.fc <= 4:
+            if st == "ok" and (t.first.fc or 0) <= 4:  # ok: a message, fc never None
                 key = (client, flow.server)
                 n = polls.get(key)
                 if n is None:

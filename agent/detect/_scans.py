@@ -116,7 +116,7 @@ class Scans(Family):
             self._fc_sweep(tx, st, "tried")
         if tx.status == "exception":
             self._exception(tx, st, ts)
-        elif m.fc <= 4 and tx.request is not None and isinstance(m, Message):
+        elif isinstance(m, Message) and m.fc <= 4 and tx.request is not None:
             msg: Any = m
             n = st.blocks.add(ts, (m.fc, msg.address))
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):

@@ -352,6 +352,8 @@ class RegisterTable:
 
     def _value_range(self, a: int, kind: str, order: str, width: int, reg: Register,
                      value: Any) -> dict[str, Any]:
+        lo: int | float | None  # not float: a compiled float would turn ints into floats
+        hi: int | float | None
         if width == 1:
             lo, hi = (reg.smin, reg.smax) if kind == "i16" else (reg.umin, reg.umax)
         else:

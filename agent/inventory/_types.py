@@ -80,8 +80,9 @@ class PairStats:
         self.i = [0, 0]
         self.proof = [0, 0]
         self.neg = [0, 0]
-        self.lo: list[float | None] = [None, None, None, None]
-        self.hi: list[float | None] = [None, None, None, None]
+        #: ints stay ints (int32 orders), floats floats (float32 orders)
+        self.lo: list[int | float | None] = [None, None, None, None]
+        self.hi: list[int | float | None] = [None, None, None, None]
 
     def to_state(self) -> list[Any]:
         return [self.n, self.f, self.fproof, self.i, self.proof, self.neg, self.lo, self.hi,
@@ -94,7 +95,7 @@ class PairStats:
          p.carry) = s
         return p
 
-    def _range(self, k: int, v: float) -> None:
+    def _range(self, k: int, v: int | float) -> None:
         lo, hi = self.lo[k], self.hi[k]
         if lo is None or v < lo:
             self.lo[k] = v
@@ -118,7 +119,7 @@ class PairStats:
         o = min(ints, key=lambda k: max(abs(self.lo[2 + k] or 0), abs(self.hi[2 + k] or 0)))
         return ("i32" if self.neg[o] else "u32"), WORD_ORDERS[o]
 
-    def value_range(self, kind: str, order: str) -> tuple[float | None, float | None]:
+    def value_range(self, kind: str, order: str) -> tuple[int | float | None, int | float | None]:
         k = (0 if kind == "float32" else 2) + WORD_ORDERS.index(order)
         return self.lo[k], self.hi[k]
 
