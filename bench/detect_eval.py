@@ -1,13 +1,17 @@
 """Detection evaluation: per detector, expected / found / missed / false positives.
 
-    python bench/detect_eval.py [--learn-normals]
+    python bench/detect_eval.py [--live] [--jobs N] [--keep DIR]
 
 Cases:
 - the shared captures (../shared/data/pcaps, described in MANIFEST.md): the normal
   ones must give no finding at medium or above; the function-code scan, the fuzzed
   ones, the length-mismatch one and the device-id probes must give their findings;
 - the crafted attack scenarios of bench/scenarios/crafted.py (a plant's polling
-  plus one attack each; the baseline ones learn the first 25 s).
+  plus one attack each; the baseline ones learn the first 25 s);
+- with --live (needs root: live capture on lo), the live scenarios of
+  bench/scenarios/live.py: a pymodbus PLC polled by an HMI and a historian on
+  loopback, attacked by real clients, captured live; the baseline ones learn the
+  normal phase and protect during the attack.  Their rows are named live:NAME.
 
 Columns: expected = cases that must fire the detector; found = those where it
 fired; missed = expected - found; FP = normal cases where it fired at medium or
@@ -17,6 +21,7 @@ above; silent = normal cases where it did not fire at all.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +94,26 @@ def crafted_cases() -> list[Case]:
     return cases
 
 
+def live_cases(outdir: str | None = None, jobs: int = 4,
+               names: list[str] | None = None) -> list[Case]:
+    """Run the live scenarios (captured on lo; needs root) and detect on each capture."""
+    import tempfile
+
+    from bench.scenarios import live
+    from otsentry.agent.detect import RING_FRAMES
+    from otsentry.agent.pipeline import PipelineConfig
+
+    with tempfile.TemporaryDirectory(prefix="otsentry-live-") as tmp:
+        runs = live.run_all(outdir or tmp, names, jobs=jobs)
+        cases = []
+        for r in runs:
+            pcfg = PipelineConfig(ports=(r["port"],), ring_frames=RING_FRAMES)
+            _eng, findings = detect_file(r["pcap"], config=config_from_dict(r["config"]),
+                                         learn_ns=r["learn_ns"], pipeline_config=pcfg)
+            cases.append(Case(f"live:{r['name']}", frozenset(r["expected"]), _fired(findings)))
+    return cases
+
+
 def table(cases: list[Case]) -> list[dict]:
     """One row per detector of the catalogue."""
     rows = []
@@ -105,8 +130,17 @@ def table(cases: list[Case]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.parse_args(argv)
+    p.add_argument("--live", action="store_true",
+                   help="also run the live scenarios on lo (needs root; about a minute)")
+    p.add_argument("--jobs", type=int, default=4, help="live scenarios run at the same time")
+    p.add_argument("--keep", metavar="DIR", help="keep the live captures in DIR")
+    p.add_argument("--cases", action="store_true", help="also list every case and what it fired")
+    args = p.parse_args(argv)
+    if args.live and os.geteuid() != 0:
+        p.error("--live captures on lo and needs root (CAP_NET_RAW)")
     cases = shared_cases() + crafted_cases()
+    if args.live:
+        cases += live_cases(args.keep, args.jobs)
     rows = table(cases)
     print(f"{'detector':<34} {'expected':>8} {'found':>6} {'missed':>6} {'FP':>4} {'silent':>7}")
     for r in rows:
@@ -116,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(cases)} cases ({normals} normal); "
           f"missed: {sum(len(r['missed']) for r in rows)}, false positives: "
           f"{sum(len(r['fp']) for r in rows)}")
+    if args.cases:
+        print()
+        for c in cases:
+            fired = ", ".join(f"{k}({s})" for k, s in sorted(c.fired.items()))
+            print(f"  {c.name:<40} {'normal' if c.normal else 'attack'}: {fired or '-'}")
     for r in rows:
         for name in r["missed"]:
             print(f"  missed {r['detector']} on {name}")
