@@ -60,9 +60,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "PLC_IP", "HMI_IP", "HISTORIAN_IP", "ROGUE_IP", "NEW_MASTER_IP", "FIELD_IPS", "SETPOINT",
-    "SETPOINT_VALUES", "Plc", "Poller", "hmi", "historian", "RawClient", "Capture", "write_pcap",
-    "free_port", "run_plant", "ATTACKS", "Plant",
+    "ATTACKS",
+    "FIELD_IPS",
+    "HISTORIAN_IP",
+    "HMI_IP",
+    "NEW_MASTER_IP",
+    "PLC_IP",
+    "ROGUE_IP",
+    "SETPOINT",
+    "SETPOINT_VALUES",
+    "Capture",
+    "Plant",
+    "Plc",
+    "Poller",
+    "RawClient",
+    "free_port",
+    "historian",
+    "hmi",
+    "run_plant",
+    "write_pcap",
 ]
 
 PLC_IP = "127.0.0.20"
@@ -82,7 +98,7 @@ LINKTYPE_ETHERNET = 1
 def _pymodbus() -> Any:
     """Import pymodbus, quietly, with a clear error when it is missing."""
     try:
-        import pymodbus  # noqa: F401
+        import pymodbus
     except ImportError:
         raise SystemExit("the plant simulator needs pymodbus: pip install 'otsentry[demo]'") from None
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -172,7 +188,6 @@ class Plc:
                 for reg, sig in signals.items():
                     v = self.excursions.get((unit, reg))
                     registers[reg - start] = sig.value(t, self.rng) if v is None else v
-            return None
         return action
 
     def _trace_pdu(self, sending: bool, pdu: Any) -> Any:
@@ -302,7 +317,7 @@ class Poller:
                     await self._cycle(self.client)
                     self.cycles += 1
                 n = math.floor((time.monotonic() - start) / self.period_s) + 1
-                with contextlib.suppress(asyncio.TimeoutError):
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(),
                                            max(0.0, start + n * self.period_s - time.monotonic()))
         finally:
@@ -648,7 +663,7 @@ class RawClient:
         assert self.reader is not None
         try:
             return await asyncio.wait_for(self.reader.read(4096), timeout_s)
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             return b""
 
     async def request(self, unit: int, pdu: bytes, timeout_s: float = 0.2) -> bytes:

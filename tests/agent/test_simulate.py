@@ -8,9 +8,9 @@ import random
 from pathlib import Path
 
 import pytest
-
 from otsentry.agent import simulate as sim
 from otsentry.agent.source import open_source
+from pymodbus.exceptions import ModbusException
 
 
 def test_signals_stay_inside_their_range() -> None:
@@ -53,7 +53,7 @@ async def _session(port: int) -> dict:
                                                                  device_id=2)).registers
         await c.diag_force_listen_only(device_id=1)
         await asyncio.sleep(0.05)
-        with pytest.raises(Exception):
+        with pytest.raises(ModbusException):
             await c.read_holding_registers(0, count=1, device_id=1)  # silent now
         out["silent"] = plc.listen_only
         plc.listen_only = False
