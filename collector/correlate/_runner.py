@@ -29,7 +29,7 @@ def log():  # type: ignore[no-untyped-def]
 
 async def run_jobs(store: Store, rules: Rules, stop: asyncio.Event, *, wake: asyncio.Event,
                    retention_days: float | None, interval_s: float = 1.0,
-                   limit: int = 2000) -> None:
+                   limit: int = 500) -> None:
     """Run correlation and retention until ``stop`` is set; ``wake`` asks for a run now."""
     next_prune = 0.0
     while not stop.is_set():

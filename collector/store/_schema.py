@@ -131,7 +131,7 @@ findings = Table(
     Index("findings_by_updated", "updated_ns"),
     Index("findings_by_site_source", "site", "source_ip", "updated_ns"),
     Index("findings_by_source", "source_ip", "updated_ns"),
-    Index("findings_by_kind", "kind", "updated_ns"),
+    Index("findings_by_kind", "kind", "first_ingest_ns"),
 )
 
 assets = Table(
@@ -178,6 +178,7 @@ incidents = Table(
     Column("scope", Text, nullable=False),  # what the rule matched on, e.g. "plant1|10.0.0.5"
     Column("title", Text, nullable=False),
     Column("severity", SmallInteger, nullable=False),
+    Column("worst", SmallInteger, nullable=False),  # the worst member's, before any rise
     Column("status", Text, nullable=False, server_default="open"),
     Column("sites", Text, nullable=False),  # ",plant1,plant2,"
     Column("site_count", Integer, nullable=False),

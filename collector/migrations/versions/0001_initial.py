@@ -63,7 +63,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('agent_id', 'finding_id', name='findings_agent_finding')
     )
     with op.batch_alter_table('findings', schema=None) as batch_op:
-        batch_op.create_index('findings_by_kind', ['kind', 'updated_ns'], unique=False)
+        batch_op.create_index('findings_by_kind', ['kind', 'first_ingest_ns'], unique=False)
         batch_op.create_index('findings_by_site_source', ['site', 'source_ip', 'updated_ns'], unique=False)
         batch_op.create_index('findings_by_source', ['source_ip', 'updated_ns'], unique=False)
         batch_op.create_index('findings_by_updated', ['updated_ns'], unique=False)
@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('scope', sa.Text(), nullable=False),
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('severity', sa.SmallInteger(), nullable=False),
+    sa.Column('worst', sa.SmallInteger(), nullable=False),
     sa.Column('status', sa.Text(), server_default='open', nullable=False),
     sa.Column('sites', sa.Text(), nullable=False),
     sa.Column('site_count', sa.Integer(), nullable=False),

@@ -45,7 +45,7 @@ def test_incident_members_kept(db_url: str) -> None:
         (entry, _) = store.read_feed(0)
         with write(store.engine) as conn:
             iid = conn.execute(insert(S.incidents).returning(S.incidents.c.id), {
-                "key": "k", "rule": "r", "scope": "s", "title": "t", "severity": 2,
+                "key": "k", "rule": "r", "scope": "s", "title": "t", "severity": 2, "worst": 2,
                 "sites": ",plant1,", "site_count": 1, "source_ip": "", "techniques": "",
                 "member_count": 1, "first_ns": T0, "last_ns": T0, "created_ns": T0,
                 "updated_ns": T0}).scalar_one()
