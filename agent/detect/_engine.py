@@ -151,7 +151,7 @@ class Engine:
     def _flow_seen(self, flow: Any, ts: int) -> None:
         seen = self._flows.get(flow.id)
         if seen is None:
-            self._flows.get_or_make(flow.id, lambda: flow.seen_ends)
+            self._flows.put_new(flow.id, flow.seen_ends)
             for hook in self._new_flow:
                 hook(flow, ts)
         elif seen == flow.seen_ends:
@@ -182,7 +182,7 @@ class Engine:
                     n = 0
                 polls[key] = n + 1
             if client not in hosts:
-                hosts.get_or_make(client, lambda: True)
+                hosts.put_new(client, True)
 
     def _on_tick(self, ts: int) -> None:
         self._next_tick = ts + _TICK_NS

@@ -155,7 +155,9 @@ class Learned(Family):
         learned = self.b.latency.get(key)
         if learned is None:
             return
-        st = self.latency.get_or_make(key, lambda: [0.0, 0])
+        st = self.latency.get(key)
+        if st is None:
+            st = self.latency.put_new(key, [0.0, 0])
         st[0] = tx.latency_ns if not st[1] else 0.9 * st[0] + 0.1 * tx.latency_ns
         st[1] += 1
         p95 = learned[1]

@@ -52,13 +52,19 @@ class Learner:
         self.transactions += 1
         rng = read_range(req)
         self._pair((flow.client, flow.server, req.unit, req.fc), rng)
-        rate = self.rates.get_or_make((flow.client, flow.server), lambda: [Bucket(1_000_000_000), 0])
+        pair = (flow.client, flow.server)
+        rate = self.rates.get(pair)
+        if rate is None:
+            rate = self.rates.put_new(pair, [Bucket(1_000_000_000), 0])
         rate[1] = max(rate[1], rate[0].hit(ts))
         if rng is not None:
             self._cycle((flow.client, flow.server, req.unit, req.fc, *rng), ts)
         if tx.latency_ns is not None and tx.status in ("ok", "exception"):
-            self.latency.get_or_make((flow.server, req.unit, req.fc),
-                                     lambda: deque(maxlen=256)).append(tx.latency_ns)
+            lkey = (flow.server, req.unit, req.fc)
+            samples = self.latency.get(lkey)
+            if samples is None:
+                samples = self.latency.put_new(lkey, deque(maxlen=256))
+            samples.append(tx.latency_ns)
         if tx.status == "ok":
             self._values(tx, req, ts)
 
@@ -71,7 +77,9 @@ class Learner:
             add_range(p.ranges, *rng)
 
     def _cycle(self, key: tuple, ts: int) -> None:
-        c = self.cycles.get_or_make(key, lambda: [0, deque(maxlen=64), 0])
+        c = self.cycles.get(key)
+        if c is None:
+            c = self.cycles.put_new(key, [0, deque(maxlen=64), 0])
         if c[0]:
             c[1].append(ts - c[0])
         c[0] = ts
@@ -91,7 +99,7 @@ class Learner:
     def _register(self, key: tuple, value: int, ts: int) -> None:
         r = self.registers.get(key)
         if r is None:
-            self.registers.get_or_make(key, lambda: [Envelope(value, value), value, ts])
+            self.registers.put_new(key, [Envelope(value, value), value, ts])
             return
         env, last, last_ts = r
         step = abs(value - last)

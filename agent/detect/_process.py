@@ -79,7 +79,10 @@ class ProcessValues(Family):
             if bounds is None:
                 continue
             last = self.last.get(key)
-            self.last[key] = v if last is not None else self.last.get_or_make(key, lambda: v)
+            if last is not None:
+                self.last[key] = v
+            else:
+                self.last.put_new(key, v)
             if not bounds[0] <= v <= bounds[1]:
                 self._value(tx, key, v, bounds, None)
             elif last is not None and abs(v - last) > bounds[2]:

@@ -99,11 +99,7 @@ class Scans(Family):
         flow: Flow = tx.flow
         key = (flow.client, flow.server)
         got = self.pairs.get(key)
-        if got is None:
-            got = self.pairs.get_or_make(key, lambda: _Pair(self.span))
-            self.contacts.get_or_make(flow.client, lambda: deque(maxlen=1024)).append(
-                (tx.first.ts, flow.server))
-        st: _Pair = got
+        st: _Pair = got if got is not None else self._new_pair(key, flow, tx.first.ts)
         st.txs += 1
         m = tx.first
         ts, rep = m.ts, st.reported
@@ -121,6 +117,14 @@ class Scans(Family):
             n = st.blocks.add(ts, (m.fc, msg.address))
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
+
+    def _new_pair(self, key: tuple[str, str], flow: Flow, ts: int) -> _Pair:
+        st = self.pairs.put_new(key, _Pair(self.span))
+        contacts = self.contacts.get(flow.client)
+        if contacts is None:
+            contacts = self.contacts.put_new(flow.client, deque(maxlen=1024))
+        contacts.append((ts, flow.server))
+        return st
 
     def _exception(self, tx: Any, st: _Pair, ts: int) -> None:
         code = getattr(tx.response, "code", None)

@@ -43,6 +43,17 @@ class BoundedMap(dict, Generic[K, V]):  # type: ignore[type-arg]
             value = self[key] = make()
         return value
 
+    def put_new(self, key: K, value: V) -> V:
+        """Insert a key that is not in the map (evicting when full), as :meth:`get_or_make`.
+
+        The hot paths use this rather than ``get_or_make`` with a closure: a closure in a
+        compiled function costs an allocation on every call, not only on a miss.
+        """
+        if len(self) >= self.cap:
+            self._evict()
+        self[key] = value
+        return value
+
     def _evict(self) -> None:
         drop = max(1, self.cap // 10)
         for key in list(self)[:drop]:
