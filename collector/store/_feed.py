@@ -30,16 +30,8 @@ from otsentry.collector.store._raw import insert_many
 from sqlalchemy import Connection, Table, and_, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = [
-    "NOTIFY_CHANNEL",
-    "FeedEntry",
-    "FeedFilter",
-    "FeedRow",
-    "append_feed",
-    "head",
-    "read_feed",
-    "upsert",
-]
+__all__ = ["FeedRow", "FeedFilter", "FeedEntry", "FeedWaiter", "append_feed", "read_feed",
+           "head", "upsert", "NOTIFY_CHANNEL", "EVERYTHING"]
 
 #: PostgreSQL channel notified (after commit) with the newest cursor.
 NOTIFY_CHANNEL = "otsentry_feed"
@@ -194,3 +186,65 @@ def read_feed(conn: Connection, after: int, limit: int = 1000,
     return [FeedEntry(r["cursor"], r["kind"], r["ref"], bool(r["new"]), r["site"], r["agent_id"],
                       r["severity"], r["detector"], tuple(t for t in r["techniques"].split(",") if t),
                       r["ingest_ns"], found.get((r["kind"], r["ref"]), {})) for r in rows]
+
+
+class FeedWaiter:
+    """Sleeps until the feed may have grown past a cursor; then read it with :func:`read_feed`.
+
+    On PostgreSQL it LISTENs on :data:`NOTIFY_CHANNEL` on a connection of its own
+    (and re-checks the head after every wake-up or reconnect, because
+    notifications can be lost); on SQLite, one process, it polls the head.
+
+    Args:
+        engine: the store's engine.
+        poll_s: how often SQLite is polled (and PostgreSQL re-checked).
+    """
+
+    def __init__(self, engine: Any, poll_s: float = 0.25) -> None:
+        self._engine, self._poll_s = engine, poll_s
+        self._listen: Any = None
+
+    def _head(self) -> int:
+        with self._engine.connect() as conn:
+            return head(conn)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        if self._listen is None or self._listen.closed:
+            url = self._engine.url.set(drivername="postgresql")
+            self._listen = psycopg.connect(url.render_as_string(hide_password=False),
+                                           autocommit=True)
+            self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return self._listen
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Return the feed's head as soon as it is above ``after``, or after ``timeout`` seconds."""
+        import time
+
+        end = time.monotonic() + timeout
+        pg = self._engine.dialect.name == "postgresql"
+        while True:
+            if pg:
+                self._connect()  # listening before the check: no wake-up falls in between
+            now_head = self._head()
+            left = end - time.monotonic()
+            if now_head > after or left <= 0:
+                return now_head
+            if pg:
+                try:
+                    for _ in self._listen.notifies(timeout=min(left, self._poll_s * 20),
+                                                   stop_after=1):
+                        pass
+                except Exception:  # noqa: BLE001 - a lost connection: reconnect and re-check
+                    self.close()
+            else:
+                time.sleep(min(left, self._poll_s))
+
+    def close(self) -> None:
+        """Close the listening connection."""
+        if self._listen is not None:
+            try:
+                self._listen.close()
+            finally:
+                self._listen = None

@@ -146,3 +146,34 @@ class TestRead:
         store.ingest.commit_sync(A1, "s", b)
         store.ingest.commit_sync(A1, "s", batch(A1, 1, 2, [finding("a", 1), finding("a", 2)]))
         assert [(e.cursor, e.new) for e in store.read_feed(0)] == [(1, True), (2, False)]
+
+
+class TestWaiter:
+    def test_wakes_on_commit(self, store: Store) -> None:
+        """A reader waiting past the head wakes soon after another transaction commits."""
+        from otsentry.collector.store import FeedWaiter
+
+        waiter = FeedWaiter(store.engine, poll_s=0.05)
+        got: list[tuple[int, float]] = []
+
+        def wait() -> None:
+            t0 = time.monotonic()
+            got.append((waiter.wait(0, timeout=20), time.monotonic() - t0))
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.3)
+        store.ingest.commit_sync(A1, "s", batch(A1, 1, 1, [finding("a")]))
+        t.join()
+        waiter.close()
+        assert got[0][0] == 1 and 0.2 < got[0][1] < 5
+
+    def test_times_out(self, store: Store) -> None:
+        """With nothing new, wait returns the unchanged head after the timeout."""
+        from otsentry.collector.store import FeedWaiter
+
+        waiter = FeedWaiter(store.engine, poll_s=0.05)
+        t0 = time.monotonic()
+        assert waiter.wait(0, timeout=0.3) == 0
+        assert time.monotonic() - t0 >= 0.29
+        waiter.close()
