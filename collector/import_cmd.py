@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", metavar="FILE", nargs="+", type=Path, help="segment files")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="the collector's TOML config (store path and PKI dir)")
+    p.add_argument("--db", metavar="URL", default=None,
+                   help="the store, as for 'serve' (default: sqlite:/// at the [store] path)")
 
 
 class ImportResult:
@@ -71,15 +73,19 @@ class ImportResult:
 
 def run(args: argparse.Namespace) -> int:
     """Import every file; exit 1 if any was refused (the others are still imported)."""
-    from otsentry.collector.ingest_store import IngestStore
     from otsentry.collector.serve import DEFAULT_CONFIG
+    from otsentry.collector.store import Store, ca_fingerprints
     from otsentry.common.config import load_collector_config
 
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
     cfg = load_collector_config(path)
     ca = CertificateAuthority(cfg.pki_dir)
-    cfg.store.parent.mkdir(parents=True, exist_ok=True)
-    store = IngestStore(cfg.store, max_clock_skew_s=cfg.max_clock_skew_s)
+    db = args.db
+    if db is None:
+        cfg.store.parent.mkdir(parents=True, exist_ok=True)
+        db = f"sqlite:///{cfg.store}"
+    store = Store(db, create=db.startswith("sqlite"), max_clock_skew_s=cfg.max_clock_skew_s,
+                  fingerprint=ca_fingerprints(cfg.pki_dir))
     failed = 0
     try:
         for f in args.files:

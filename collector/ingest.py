@@ -8,6 +8,7 @@ deduplication and merging live behind ``commit``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -57,7 +58,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         async for batch in request_iterator:
             await self._check(peer, batch, context)
             try:
-                seq = await self._commit(peer, batch)
+                # Shielded: a stream that breaks mid-commit (agent killed, link cut) must not
+                # cancel the commit under way; it finishes, and the resend is deduplicated.
+                seq = await asyncio.shield(self._commit(peer, batch))
             except MessageError as exc:
                 await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad-message", str(exc),
                              identity=peer.identity.short, epoch=batch.epoch,
