@@ -489,7 +489,7 @@ class Ingest:
                 _prepare(req)
                 ready.append(req)
             except MessageError as exc:
-                req.future.set_exception(exc)
+                _settle(req.future, exc=exc)
         if not ready:
             return
         try:
@@ -497,13 +497,13 @@ class Ingest:
         except Exception as exc:  # noqa: BLE001 - any database failure goes to every waiting batch
             log().error("ingest transaction failed", error=str(exc), batches=len(ready))
             for req in ready:
-                req.future.set_exception(exc)
+                _settle(req.future, exc=exc)
             return
         self.transactions += 1
         if self._on_commit is not None:
             self._on_commit()
         for req, ack in zip(ready, acks):
-            req.future.set_result(ack)
+            _settle(req.future, result=ack)
 
     def _transaction(self, reqs: list[_Request]) -> list[int]:
         for attempt in range(8):
@@ -524,3 +524,16 @@ class Ingest:
                     log().warning("agent clock skew", agent=agent_id, skew_s=round(skew / 1e9, 3))
             return acks
         raise AssertionError("unreachable")
+
+
+def _settle(fut: concurrent.futures.Future, result: int | None = None,
+            exc: BaseException | None = None) -> None:
+    """Resolve a batch's future unless its stream gave up on it (cancelled when the agent
+    went away mid-commit): the commit stands, and the writer must keep serving others."""
+    try:
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass
