@@ -188,8 +188,13 @@ class Engine:
         self._next_tick = ts + _TICK_NS
         if self.start_ts is None:
             self.start_ts = ts
-        if self.mode == "learning" and ts - self.start_ts >= self.learn_ns:  # type: ignore[operator]
-            self.protect(self.learner.baseline())  # type: ignore[union-attr]
+        if self.mode == "learning":
+            end = self.start_ts + self.learn_ns  # type: ignore[operator]
+            if ts >= end:
+                self.protect(self.learner.baseline())  # type: ignore[union-attr]
+            else:
+                # Learning ends exactly at start + learn_ns, not at the next whole tick.
+                self._next_tick = min(self._next_tick, end)
         for hook in self._tick:
             hook(ts)
         self._meta(ts)
