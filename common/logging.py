@@ -39,10 +39,32 @@ def configure(fmt: LogFormat = "console", level: str = "info") -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+
+
+class _StderrLogger:
+    """Writes each line to the *current* ``sys.stderr``, and never raises.
+
+    A log line that cannot be written (stderr closed or replaced, a full disk, a
+    broken pipe) is dropped: logging must never stop a capture loop or a writer
+    thread, as stdlib logging's ``handleError`` also ensures.
+    """
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        try:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = msg
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
