@@ -480,7 +480,13 @@ class Ingest:
                     break
             stop = item is None
             if group:
-                self._commit_group(group)
+                try:
+                    self._commit_group(group)
+                except Exception as exc:  # noqa: BLE001 - the writer must outlive any one batch
+                    log().error("ingest writer: batch group failed", error=repr(exc),
+                                batches=len(group))
+                    for req in group:
+                        _settle(req.future, exc=exc)
 
     def _commit_group(self, group: list[_Request]) -> None:
         ready = []

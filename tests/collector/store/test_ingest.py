@@ -187,3 +187,21 @@ class TestCommitContract:
         assert abs(skew) < 5_000_000_000 and st.mode == "protecting"
         assert store.status(A2.short) is None
         assert store.inventory_count() == store.inventory_count(A1.short) == 1
+
+
+def test_writer_survives_a_failing_group(db_url: str) -> None:
+    """An unexpected failure after a commit fails that batch's waiter; the next batch still commits."""
+    calls = []
+
+    def on_commit() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("hook failed")
+
+    store = Store(db_url, on_commit=on_commit)
+    try:
+        with pytest.raises(RuntimeError, match="hook failed"):
+            store.ingest.commit_sync(A1, "s", batch(A1, 1, 1, [finding("x")]))
+        assert store.ingest.commit_sync(A1, "s", batch(A1, 1, 2, [finding("y")])) == 2
+    finally:
+        store.close()
