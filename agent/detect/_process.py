@@ -56,9 +56,11 @@ class ProcessValues(Family):
         self.envelopes = {k: self._bounds(e) for k, e in baseline.registers.items()
                           if e.count >= self.min_samples}
 
-    def _bounds(self, e: Any) -> tuple[int, int, int]:
+    def _bounds(self, e: Any) -> tuple[int, int, int, float]:
         pad = max(1, int((e.max - e.min) * self.margin))
-        return e.min - pad, e.max + pad, e.max_step + pad
+        # A jump must be larger than any learned step AND faster than any learned rate of
+        # change (twice the peak): a poll delayed by jitter sees a larger step, not a faster one.
+        return e.min - pad, e.max + pad, e.max_step + pad, 2.0 * e.max_rate
 
     def tx(self, tx: Any) -> None:
         if tx.status != "ok" or tx.request.KIND != "message":
@@ -78,15 +80,17 @@ class ProcessValues(Family):
             bounds = env.get(key)
             if bounds is None:
                 continue
-            last = self.last.get(key)
-            if last is not None:
-                self.last[key] = v
+            ts = tx.response.ts
+            prev = self.last.get(key)
+            if prev is not None:
+                self.last[key] = (v, ts)
             else:
-                self.last.put_new(key, v)
+                self.last.put_new(key, (v, ts))
             if not bounds[0] <= v <= bounds[1]:
                 self._value(tx, key, v, bounds, None)
-            elif last is not None and abs(v - last) > bounds[2]:
-                self._value(tx, key, v, bounds, last)
+            elif prev is not None and abs(v - prev[0]) > bounds[2] and _faster(
+                    abs(v - prev[0]), ts - prev[1], bounds[3]):
+                self._value(tx, key, v, bounds, prev[0])
 
     def _value(self, tx: Any, key: tuple, v: int, bounds: tuple, last: int | None) -> None:
         server, unit, table, addr = key
@@ -109,3 +113,11 @@ class ProcessValues(Family):
                         f"{unit} to {v}, outside its learned range {bounds[0]}..{bounds[1]}.",
                         unit=unit, fc=tx.request.fc, addresses=(first + i,), values=(v,),
                         frames=(tx.request.frame,))
+
+
+def _faster(step: int, dt_ns: int, max_rate: float) -> bool:
+    """True when ``step`` over ``dt_ns`` is faster than ``max_rate`` per second (or no rate was
+    learned, or no time passed)."""
+    if max_rate <= 0 or dt_ns <= 0:
+        return True
+    return step * 1e9 / dt_ns > max_rate
