@@ -49,7 +49,7 @@ class ProcessValues(Family):
         super().__init__(engine)
         self.margin = self.knob("process.value-out-of-envelope", "margin")
         self.min_samples = self.knob("process.value-out-of-envelope", "min_samples")
-        self.envelopes: dict[tuple, tuple[int, int, int]] = {}
+        self.envelopes: dict[tuple, tuple[int, int, int, float]] = {}
         self.last = self.table("last-values")
 
     def on_protect(self, baseline: Any) -> None:
