@@ -203,13 +203,14 @@ WRITER = textwrap.dedent("""
         if i % 7 == 0:
             taken = box.take(max_messages=5)
             if taken:
+                print("acking", *[e.body.decode()[1:] for e in taken], flush=True)
                 box.ack(taken[-1].seq)
                 print("acked", *[e.body.decode()[1:] for e in taken], flush=True)
 """)
 
 
 class TestKill9:
-    @pytest.mark.parametrize("round_", range(3))
+    @pytest.mark.parametrize("round_", range(6))
     def test_kill_9_while_writing(self, tmp_path: Path, round_: int) -> None:
         """A writer killed with SIGKILL at a random point leaves an outbox that reopens cleanly
         with every message it had put and not acked, and none it had acked."""
@@ -218,10 +219,10 @@ class TestKill9:
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
                                 env=env, text=True)
         stop_after = random.Random(round_).randint(50, 400)
-        put, acked = set(), set()
+        put, acking, acked = set(), set(), set()
         for line in proc.stdout:  # type: ignore[union-attr]
             word, *nums = line.split()
-            (put if word == "put" else acked).update(int(n) for n in nums)
+            {"put": put, "acking": acking, "acked": acked}[word].update(int(n) for n in nums)
             if len(put) >= stop_after:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
@@ -231,7 +232,10 @@ class TestKill9:
         assert box._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         left = {int(e.body[1:]) for e in box.unacked(max_messages=10**6)}
         left |= {int(e.body[1:]) for e in box.take(max_messages=10**6)}
-        assert put - acked <= left, "a message put and not acked was lost"
+        # A kill between "acking" and "acked" may land before or after the ack's commit.
+        unsure = acking - acked
+        assert put - acked - unsure <= left, "a message put and not acked was lost"
+        assert unsure <= left or not (unsure & left), "an ack was half applied"
         assert not (left & acked), "an acked message came back"
         assert left <= put | {max(put) + 1}, "a message appeared that was never put"
         assert stat.S_ISREG(path.stat().st_mode)
