@@ -34,6 +34,8 @@ __all__ = ["Engine"]
 
 _TICK_NS = 1_000_000_000
 _POLLS_FOR_MASTER = 3
+#: Without a baseline, a host counts as new for this long after its first transaction.
+_NEW_HOST_NS = 60_000_000_000
 
 
 class Engine:
@@ -182,7 +184,7 @@ class Engine:
                     n = 0
                 polls[key] = n + 1
             if client not in hosts:
-                hosts.put_new(client, True)
+                hosts.put_new(client, t.first.ts)  # first seen (capture time)
 
     def _on_tick(self, ts: int) -> None:
         self._next_tick = ts + _TICK_NS
@@ -263,7 +265,10 @@ class Engine:
             return "" if self.baseline.knows_host(client) else "new-host"
         if self.polls.get((client, server), 0) >= _POLLS_FOR_MASTER:
             return "learned-master"
-        return "" if client in self.hosts else "new-host"
+        first = self.hosts.get(client)
+        # Still "new" for its first minute: an attacker's opening requests (a UMAS info read
+        # before the reservation, say) must not make it a known host.
+        return "new-host" if first is None or self.last_ts - first < _NEW_HOST_NS else ""
 
     def _assets(self, flow: Any, client: str, server: str) -> tuple[AssetRef, ...]:
         name = self.asset_name

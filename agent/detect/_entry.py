@@ -49,7 +49,7 @@ TECHNIQUE_ALIASES: Final[dict[str, str]] = {}
 CONTEXTS: Final[dict[str, str]] = {
     "learned-master": "the client polls this server in the baseline (or, while learning "
                       "or without a baseline, was seen polling it before)",
-    "new-host": "the client is in no baseline and was never seen before this message",
+    "new-host": "the client is in no baseline and was first seen less than a minute earlier",
 }
 
 
