@@ -28,6 +28,7 @@ from otsentry.common.errors import ConfigError
 
 __all__ = [
     "AgentConfig", "CaptureConfig", "CollectorLink", "OutboxConfig", "CollectorConfig",
+    "MetricsConfig",
     "load_agent_config", "load_collector_config", "parse_duration_s", "DEFAULT_AGENT_STATE",
     "DEFAULT_COLLECTOR_STATE",
 ]
@@ -96,6 +97,20 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``[metrics]``: the Prometheus endpoint, off when ``listen`` is empty."""
+
+    listen: str = ""
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to serve ``/metrics`` on, or None when off."""
+        from otsentry.common.metrics import parse_listen
+
+        return parse_listen(self.listen) if self.listen else None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     """The whole agent config; ``detect`` is a :class:`otsentry.agent.detect.DetectConfig`."""
 
@@ -110,6 +125,7 @@ class AgentConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     detect: Any = None
     status_file_interval_s: float = 1.0
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def agent_id(self) -> str:
@@ -132,6 +148,7 @@ class CollectorConfig:
     max_message_bytes: int = 4 << 20
     max_clock_skew_s: float = 30.0
     group_commit_max: int = 64
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -216,6 +233,19 @@ class _Reader:
             self.fail(key, 'a list of "host:port" addresses, e.g. ["collector1:50051"]')
         return tuple(value)
 
+    def listen(self, t: dict, key: str) -> str:
+        from otsentry.common.metrics import parse_listen
+
+        value = t.get(key.rsplit(".", 1)[-1], "")
+        try:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            if value:
+                parse_listen(value)
+        except ValueError:
+            self.fail(key, '"" (off) or "host:port" to listen on, e.g. "127.0.0.1:9108"')
+        return value
+
     def ports(self, t: dict, key: str) -> tuple[int, ...]:
         value = t.get(key.rsplit(".", 1)[-1], [502])
         if isinstance(value, int):
@@ -287,9 +317,10 @@ def load_agent_config(path: str | os.PathLike[str] | None) -> AgentConfig:
     name, text, data = _read(path)
     r = _Reader(name, text)
     base = Path(name).parent if path is not None else Path.cwd()
-    unknown = sorted(set(data) - {"agent", "capture", "collector", "outbox", "detect"})
+    unknown = sorted(set(data) - {"agent", "capture", "collector", "outbox", "detect", "metrics"})
     if unknown:
-        r.fail(unknown[0], "one of the tables [agent], [capture], [collector], [outbox], [detect]")
+        r.fail(unknown[0], "one of the tables [agent], [capture], [collector], [outbox], [detect], "
+                           "[metrics]")
     a = r.table(data, "agent", {"site", "name", "state_dir", "baseline", "learn",
                                 "status_file_interval"})
     state = r.path(a, "agent.state_dir", Path(os.environ.get("OTSENTRY_STATE_DIR",
@@ -306,7 +337,13 @@ def load_agent_config(path: str | os.PathLike[str] | None) -> AgentConfig:
         capture=_capture(r, data), collector=_collector(r, data, state, base),
         outbox=_outbox(r, data), detect=_detect(data, name, text),
         status_file_interval_s=r.duration(a, "agent.status_file_interval", 1.0),
+        metrics=_metrics(r, data),
     )
+
+
+def _metrics(r: _Reader, data: dict) -> MetricsConfig:
+    m = r.table(data, "metrics", {"listen"})
+    return MetricsConfig(listen=r.listen(m, "metrics.listen"))
 
 
 def _capture(r: _Reader, data: dict) -> CaptureConfig:
@@ -372,9 +409,9 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
     name, text, data = _read(path)
     r = _Reader(name, text)
     base = Path(name).parent if path is not None else Path.cwd()
-    unknown = sorted(set(data) - {"server", "store"})
+    unknown = sorted(set(data) - {"server", "store", "metrics"})
     if unknown:
-        r.fail(unknown[0], "one of the tables [server], [store]")
+        r.fail(unknown[0], "one of the tables [server], [store], [metrics]")
     s = r.table(data, "server", {"host", "port", "pki_dir", "max_message_bytes",
                                  "max_clock_skew"})
     st = r.table(data, "store", {"path", "group_commit_max"})
@@ -388,4 +425,5 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
         max_clock_skew_s=r.duration(s, "server.max_clock_skew", 30.0),
         store=r.path(st, "store.path", home / "ingest.sqlite", base),
         group_commit_max=r.integer(st, "store.group_commit_max", 64, 1, 10_000),
+        metrics=_metrics(r, data),
     )
