@@ -43,6 +43,7 @@ def log() -> structlog.typing.FilteringBoundLogger:
 #: method -> identity kinds allowed; methods not listed (health) need only a CA-signed certificate.
 INGEST_POLICY: Mapping[str, frozenset[str]] = {
     "/otsentry.v1.Ingest/Stream": frozenset({"agent"}),
+    "/otsentry.v1.Feed/Subscribe": frozenset({"analyst"}),
 }
 
 
