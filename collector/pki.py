@@ -172,7 +172,8 @@ class CertificateAuthority:
         sans = [x509.DNSName(d) for d in dns_names] + [x509.IPAddress(a) for a in addrs]
         sans.append(x509.UniformResourceIdentifier(Identity("collector", name).uri))
         server = ca._issue(skey.public_key(), dns_names[0] if dns_names else ips[0], sans,
-                           ExtendedKeyUsageOID.SERVER_AUTH, now, DEFAULT_DAYS["collector"])
+                           ExtendedKeyUsageOID.SERVER_AUTH, now,
+                           dt.timedelta(days=DEFAULT_DAYS["collector"]))
         _write_public(ca.server_cert_path, _pem(server))
         return ca
 
@@ -182,15 +183,17 @@ class CertificateAuthority:
         return load_certificate(self.ca_cert_path), load_private_key(self.ca_key_path)
 
     def _issue(self, public_key: ec.EllipticCurvePublicKey, cn: str, sans: list[x509.GeneralName],
-               usage: x509.ObjectIdentifier, now: dt.datetime, days: int,
+               usage: x509.ObjectIdentifier, now: dt.datetime, lifetime: dt.timedelta,
                not_before: dt.datetime | None = None) -> x509.Certificate:
         ca_cert, ca_key = self._ca()
-        not_after = min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc)
+        not_after = min(now + lifetime, ca_cert.not_valid_after_utc)
+        # Backdated for clocks a little behind ours, by at most a tenth of a short lifetime.
+        backdate = min(dt.timedelta(minutes=5), lifetime / 10)
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])]))
                 .issuer_name(ca_cert.subject).public_key(public_key)
                 .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1 | 1)
-                .not_valid_before(not_before or now - dt.timedelta(minutes=5))
+                .not_valid_before(not_before or now - backdate)
                 .not_valid_after(not_after)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.KeyUsage(True, False, False, False, True, False, False, False,
@@ -203,13 +206,15 @@ class CertificateAuthority:
         _write_public(self.dir / "issued" / f"{serial_hex(cert)}.crt", _pem(cert))
         return cert
 
-    def sign_csr(self, csr: x509.CertificateSigningRequest, *, days: int = DEFAULT_DAYS["agent"],
-                 now: dt.datetime | None = None, not_before: dt.datetime | None = None,
-                 ) -> x509.Certificate:
+    def sign_csr(self, csr: x509.CertificateSigningRequest, *, days: float = DEFAULT_DAYS["agent"],
+                 validity: dt.timedelta | None = None, now: dt.datetime | None = None,
+                 not_before: dt.datetime | None = None) -> x509.Certificate:
         """Sign an agent's CSR (its signature was checked by :func:`load_csr`).
 
         Only agent identities are signed here; analysts get theirs from
-        :meth:`issue_analyst`.  ``not_before`` exists for tests of expiry.
+        :meth:`issue_analyst`.  The certificate is valid for ``validity`` if
+        given, else ``days`` (never beyond the CA's own expiry).
+        ``not_before`` exists for tests of expiry.
 
         Raises:
             PkiError: the CSR carries no agent identity, or the key is not EC P-256.
@@ -221,7 +226,8 @@ class CertificateAuthority:
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
             raise PkiError("the request's key is not EC P-256; generate it with 'otsentry-agent enroll'")
         return self._issue(key, ident.short, [x509.UniformResourceIdentifier(ident.uri)],
-                           ExtendedKeyUsageOID.CLIENT_AUTH, now or _now(), days, not_before)
+                           ExtendedKeyUsageOID.CLIENT_AUTH, now or _now(),
+                           validity or dt.timedelta(days=days), not_before)
 
     def issue_analyst(self, name: str, out_dir: Path, *, days: int = DEFAULT_DAYS["analyst"],
                       now: dt.datetime | None = None) -> tuple[Path, Path]:
@@ -236,7 +242,7 @@ class CertificateAuthority:
         key = generate_key()
         write_private_key(key_path, key)
         cert = self._issue(key.public_key(), ident.short, [x509.UniformResourceIdentifier(ident.uri)],
-                           ExtendedKeyUsageOID.CLIENT_AUTH, now or _now(), days)
+                           ExtendedKeyUsageOID.CLIENT_AUTH, now or _now(), dt.timedelta(days=days))
         _write_public(cert_path, _pem(cert))
         return key_path, cert_path
 
