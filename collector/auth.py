@@ -4,7 +4,9 @@ The TLS handshake has already refused certificates from an unknown CA and
 expired ones (grpc core does that, and the client sees UNAVAILABLE).  This
 interceptor then, on every call and before any handler code runs:
 
-1. reads the peer's leaf certificate from the auth context;
+1. reads the peer's leaf certificate from the auth context; a call without
+   one (only possible on the enrolment port, whose TLS asks for none) is
+   refused with UNAUTHENTICATED, except ``Enroll.Enroll`` (:data:`OPEN_METHODS`);
 2. takes its identity from the one SPIFFE URI SAN (none: UNAUTHENTICATED);
 3. re-checks the validity period against our clock (UNAUTHENTICATED);
 4. checks the serial against the revocation list (UNAUTHENTICATED), because
@@ -34,17 +36,24 @@ from otsentry.common.logging import get_logger
 from otsentry.common.pki import Identity, check_validity, identity_of, serial_hex
 from otsentry.common.tls import peer_certificate
 
-__all__ = ["Peer", "AuthInterceptor", "current_peer", "refuse", "INGEST_POLICY"]
+__all__ = ["Peer", "AuthInterceptor", "current_peer", "refuse", "INGEST_POLICY", "ANY_KIND",
+           "OPEN_METHODS"]
 
 def log() -> structlog.typing.FilteringBoundLogger:
     """This module's logger, looked up per call so that it follows ``configure()``."""
     return get_logger("collector.auth")
 
-#: method -> identity kinds allowed; methods not listed (health) need only a CA-signed certificate.
+#: method -> identity kinds allowed; methods not listed (health) need a valid, unrevoked
+#: certificate of any kind (:data:`ANY_KIND`), except the :data:`OPEN_METHODS`.
 INGEST_POLICY: Mapping[str, frozenset[str]] = {
     "/otsentry.v1.Ingest/Stream": frozenset({"agent"}),
     "/otsentry.v1.Feed/Subscribe": frozenset({"analyst"}),
+    "/otsentry.v1.Enroll/Renew": frozenset({"agent"}),
 }
+ANY_KIND: frozenset[str] = frozenset({"agent", "analyst", "collector"})
+#: Callable without a client certificate (on the enrolment port, where no call has one):
+#: only enrolment, which its one-time token authorises.
+OPEN_METHODS: frozenset[str] = frozenset({"/otsentry.v1.Enroll/Enroll"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +98,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
                                 details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         handler = await continuation(details)
-        allowed = self._policy.get(details.method)
-        if handler is None or allowed is None:
+        if handler is None or details.method in OPEN_METHODS:
             return handler
+        allowed = self._policy.get(details.method, ANY_KIND)
         return _guard(handler, lambda ctx: self._authorize(ctx, details.method, allowed))
 
     async def _authorize(self, context: grpc.aio.ServicerContext, method: str,
