@@ -219,15 +219,27 @@ class CertificateAuthority:
         Raises:
             PkiError: the CSR carries no agent identity, or the key is not EC P-256.
         """
+        ident = self.check_csr(csr)
+        key = csr.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        return self._issue(key, ident.short, [x509.UniformResourceIdentifier(ident.uri)],
+                           ExtendedKeyUsageOID.CLIENT_AUTH, now or _now(),
+                           validity or dt.timedelta(days=days), not_before)
+
+    @staticmethod
+    def check_csr(csr: x509.CertificateSigningRequest) -> Identity:
+        """The agent identity an agent's CSR asks for, if this CA would sign it.
+
+        Raises:
+            PkiError: the CSR carries no agent identity, or the key is not EC P-256.
+        """
         ident = identity_of(csr)
         if ident.kind != "agent":
             raise PkiError(f"the request is for {ident}, not an agent; use 'pki issue-analyst'")
         key = csr.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
             raise PkiError("the request's key is not EC P-256; generate it with 'otsentry-agent enroll'")
-        return self._issue(key, ident.short, [x509.UniformResourceIdentifier(ident.uri)],
-                           ExtendedKeyUsageOID.CLIENT_AUTH, now or _now(),
-                           validity or dt.timedelta(days=days), not_before)
+        return ident
 
     def issue_analyst(self, name: str, out_dir: Path, *, days: int = DEFAULT_DAYS["analyst"],
                       now: dt.datetime | None = None) -> tuple[Path, Path]:

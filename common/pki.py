@@ -39,6 +39,7 @@ __all__ = [
     "load_certificate",
     "load_certificates",
     "load_csr",
+    "parse_csr",
     "build_csr",
     "identity_of",
     "fingerprint",
@@ -198,17 +199,27 @@ def load_csr(path: Path) -> x509.CertificateSigningRequest:
     Raises:
         PkiError: missing, not a CSR, or its signature is wrong (tampered with).
     """
-    data = _read(path, "certificate request")
+    return parse_csr(_read(path, "certificate request"), str(path))
+
+
+def parse_csr(data: bytes, where: str = "request") -> x509.CertificateSigningRequest:
+    """Parse PEM CSR bytes (e.g. from the wire) and check their self-signature.
+
+    Args:
+        where: names the source in error messages (a file name, "request").
+    Raises:
+        PkiError: not a PEM CSR, or its signature is wrong.
+    """
     try:
         csr = x509.load_pem_x509_csr(data)
     except ValueError as exc:
-        raise PkiError(f"{path}: not a PEM certificate request ({exc})") from None
+        raise PkiError(f"{where}: not a PEM certificate request ({exc})") from None
     try:
         ok = csr.is_signature_valid
     except InvalidSignature:
         ok = False
     if not ok:
-        raise PkiError(f"{path}: the request's signature is invalid (damaged or altered)")
+        raise PkiError(f"{where}: the request's signature is invalid (damaged or altered)")
     return csr
 
 

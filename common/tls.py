@@ -18,6 +18,7 @@ from otsentry.common.pki import load_certificate, load_private_key, public_keys_
 
 __all__ = [
     "server_credentials",
+    "enrollment_server_credentials",
     "channel_credentials",
     "peer_certificate",
     "explain_rpc_error",
@@ -59,6 +60,22 @@ def server_credentials(cert_path: Path, key_path: Path, ca_path: Path) -> grpc.S
     cert, key = _read_pair(cert_path, key_path)
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=_read_ca(ca_path),
                                        require_client_auth=True)
+
+
+def enrollment_server_credentials(cert_path: Path, key_path: Path,
+                                  ca_path: Path) -> grpc.ServerCredentials:
+    """Server-authenticated TLS for the enrolment port: no client certificate is asked for.
+
+    grpcio cannot *request* a client certificate without requiring it
+    (``require_client_auth=False`` does not ask for one at all), so enrolment
+    has its own port, where no call ever carries a client certificate and the
+    collector's interceptor refuses everything but ``Enroll.Enroll``.  The CA
+    certificate follows the server's in the chain, so that an agent that knows
+    only the CA's fingerprint can pin it.
+    """
+    cert, key = _read_pair(cert_path, key_path)
+    return grpc.ssl_server_credentials([(key, cert.rstrip(b"\n") + b"\n" + _read_ca(ca_path))],
+                                       require_client_auth=False)
 
 
 def channel_credentials(ca_path: Path, cert_path: Path, key_path: Path) -> grpc.ChannelCredentials:
