@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from otsentry.collector.auth import AuthInterceptor
+from otsentry.collector.enroll import add_enroll_service
 from otsentry.collector.ingest import Commit, IngestServicer, ack_all
 from otsentry.collector.pki import CertificateAuthority
 from otsentry.common.tls import KEEPALIVE_OPTIONS, server_credentials
@@ -31,11 +32,15 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 async def run_server(pki_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
                      commit: Commit = ack_all,
                      max_message_bytes: int = MAX_MESSAGE_BYTES,
-                     feed: FeedHub | None = None) -> tuple[grpc.aio.Server, int]:
+                     feed: FeedHub | None = None,
+                     enroll_port: int | None = None) -> tuple[grpc.aio.Server, int]:
     """Start the collector's server on ``host:port`` (0 picks a free port).
 
     With ``feed`` (a started :class:`~otsentry.collector.feed.FeedHub` on the
     store), analysts can also subscribe to the feed (``otsentry.v1.Feed``).
+    Agents renew their certificates on this port (``otsentry.v1.Enroll``); with
+    ``enroll_port`` (0: a free one, see ``enroll_port_of``) new agents enrol
+    there with a one-time token.
 
     Returns:
         (the started server, the port it listens on); the caller stops it.
@@ -58,6 +63,7 @@ async def run_server(pki_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
         services.append(feed_pb2.DESCRIPTOR.services_by_name["Feed"].full_name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_enroll_service(server, ca, host=host, port=enroll_port)
     bound = server.add_secure_port(f"{host}:{port}", creds)
     await server.start()
     for name in ("", *services):
