@@ -35,12 +35,12 @@ __all__ = [
 
 DEFAULT_AGENT_STATE = "/var/lib/otsentry/agent"
 DEFAULT_COLLECTOR_STATE = "/var/lib/otsentry/collector"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration_s(value: object) -> float:
-    """``"250ms"``, ``"30s"``, ``"5m"``, ``"1h"`` or a number of seconds, as seconds.
+    """``"250ms"``, ``"30s"``, ``"5m"``, ``"1h"``, ``"30d"`` or a number of seconds, as seconds.
 
     Raises:
         ValueError: not a duration.
@@ -149,6 +149,14 @@ class CollectorConfig:
     max_clock_skew_s: float = 30.0
     group_commit_max: int = 64
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    #: ``[reporting]`` and ``[[upstream]]``: an :class:`otsentry.common.upstream_config.ReportingConfig`.
+    reporting: Any = field(default_factory=lambda: _reporting_default())
+
+
+def _reporting_default() -> Any:
+    from otsentry.common.upstream_config import ReportingConfig
+
+    return ReportingConfig()
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -409,9 +417,10 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
     name, text, data = _read(path)
     r = _Reader(name, text)
     base = Path(name).parent if path is not None else Path.cwd()
-    unknown = sorted(set(data) - {"server", "store", "metrics"})
+    unknown = sorted(set(data) - {"server", "store", "metrics", "reporting", "upstream"})
     if unknown:
-        r.fail(unknown[0], "one of the tables [server], [store], [metrics]")
+        r.fail(unknown[0], "one of the tables [server], [store], [metrics], [reporting], "
+                           "[[upstream]]")
     s = r.table(data, "server", {"host", "port", "pki_dir", "max_message_bytes",
                                  "max_clock_skew"})
     st = r.table(data, "store", {"path", "group_commit_max"})
@@ -426,4 +435,11 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
         store=r.path(st, "store.path", home / "ingest.sqlite", base),
         group_commit_max=r.integer(st, "store.group_commit_max", 64, 1, 10_000),
         metrics=_metrics(r, data),
+        reporting=_reporting(r, data, base),
     )
+
+
+def _reporting(r: _Reader, data: dict, base: Path) -> Any:
+    from otsentry.common.upstream_config import parse_reporting
+
+    return parse_reporting(r, data, base)
