@@ -44,10 +44,13 @@ __all__ = [
                         "feed_seq",
                         "findings",
                         "incident_members",
+                        "incident_declarations",
+                        "incident_notes",
                         "incidents",
                         "jobs",
                         "sites",
                         "streams",
+                        "upstream_reports",
 ]
 
 #: Stands for "no VLAN" and "no unit" in unique keys.
@@ -236,4 +239,53 @@ jobs = Table(
     Column("cursor", BigInteger, nullable=False, server_default="0"),
     Column("run_ns", BigInteger, nullable=False, server_default="0"),
     Column("holder", Text, nullable=False, server_default=""),
+)
+
+# Reporting upstream (otsentry.collector.upstream): when an incident's reporting clock
+# started, analysts' notes, and one row per (incident, recipient, stage) that is
+# both the durable delivery queue and the stage's status.
+incident_declarations = Table(
+    "incident_declarations", METADATA,
+    Column("incident", BigInteger, ForeignKey("incidents.id"), primary_key=True,
+           autoincrement=False),
+    Column("declared_ns", BigInteger, nullable=False),  # the clocks start here
+    Column("by", Text, nullable=False),  # the analyst, or "rule:NAME" for automatic rules
+)
+
+incident_notes = Table(
+    "incident_notes", METADATA,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("incident", BigInteger, ForeignKey("incidents.id"), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Index("incident_notes_by_incident", "incident", "id"),
+)
+
+upstream_reports = Table(
+    "upstream_reports", METADATA,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("incident", BigInteger, ForeignKey("incidents.id"), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("stage", Text, nullable=False),  # early-warning, notification, final-report
+    Column("due_ns", BigInteger, nullable=False),
+    Column("send_ns", BigInteger, nullable=False),  # queued for delivery from then on
+    # waiting (before send_ns), queued, sending, sent (awaiting the server's status),
+    # acknowledged, failed (retried at next_try_ns)
+    Column("status", Text, nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("version_ns", BigInteger, nullable=False, server_default="0"),  # content in bundle
+    Column("bundle", Text, nullable=False, server_default=""),  # the STIX objects (JSON list)
+    Column("parts", Integer, nullable=False, server_default="0"),
+    Column("parts_done", Integer, nullable=False, server_default="0"),
+    Column("status_ids", Text, nullable=False, server_default=""),  # TAXII status ids, ","
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_try_ns", BigInteger, nullable=False, server_default="0"),
+    Column("lease_ns", BigInteger, nullable=False, server_default="0"),  # a replica is pushing
+    Column("sent_ns", BigInteger, nullable=False, server_default="0"),
+    Column("acked_ns", BigInteger, nullable=False, server_default="0"),
+    Column("warned", SmallInteger, nullable=False, server_default="0"),  # 1: due soon, 2: overdue
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("incident", "recipient", "stage", name="upstream_reports_key"),
+    Index("upstream_reports_by_status", "status", "next_try_ns"),
 )
