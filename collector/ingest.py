@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from otsentry.collector.auth import Peer, current_peer, refuse
+from otsentry.collector.metrics import connected
 from otsentry.collector.pki import RevocationList
 import structlog
 
@@ -55,17 +56,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         """Commit each batch in order and yield its ack."""
         peer = current_peer()
         log().info("stream opened", agent=peer.identity.short, serial=peer.serial, peer=peer.address)
-        async for batch in request_iterator:
-            await self._check(peer, batch, context)
-            try:
-                # Shielded: a stream that breaks mid-commit (agent killed, link cut) must not
-                # cancel the commit under way; it finishes, and the resend is deduplicated.
-                seq = await asyncio.shield(self._commit(peer, batch))
-            except MessageError as exc:
-                await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad-message", str(exc),
-                             identity=peer.identity.short, epoch=batch.epoch,
-                             first_seq=batch.first_seq)
-            yield ingest_pb2.Ack(epoch=batch.epoch, seq=seq, ingest_ns=time.time_ns())
+        with connected(peer.identity.short):
+            async for batch in request_iterator:
+                await self._check(peer, batch, context)
+                try:
+                    # Shielded: a stream that breaks mid-commit (agent killed, link cut) must not
+                    # cancel the commit under way; it finishes, and the resend is deduplicated.
+                    seq = await asyncio.shield(self._commit(peer, batch))
+                except MessageError as exc:
+                    await refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad-message",
+                                 str(exc), identity=peer.identity.short, epoch=batch.epoch,
+                                 first_seq=batch.first_seq)
+                yield ingest_pb2.Ack(epoch=batch.epoch, seq=seq, ingest_ns=time.time_ns())
 
     async def _check(self, peer: Peer, batch: ingest_pb2.Batch,
                      context: grpc.aio.ServicerContext) -> None:

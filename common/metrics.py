@@ -34,10 +34,12 @@ from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
+from otsentry import __version__
+from otsentry.common.errors import ConfigError
 from otsentry.common.logging import get_logger
 
 __all__ = ["Counter", "Gauge", "Registry", "REGISTRY", "MetricsServer", "CONTENT_TYPE",
-           "parse_listen"]
+           "parse_listen", "serve_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Kind = Literal["counter", "gauge"]
@@ -261,3 +263,27 @@ class MetricsServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
+
+
+def serve_metrics(listen: str, config_path: str, registry: Registry = REGISTRY
+                  ) -> MetricsServer | None:
+    """Serve ``registry`` on ``listen`` (a checked ``[metrics] listen``); None when it is empty.
+
+    Adds ``otsentry_build_info{version=...} 1``.
+
+    Raises:
+        ConfigError: the address cannot be bound, naming ``metrics.listen`` in ``config_path``.
+    """
+    if not listen:
+        return None
+    registry.callback("otsentry_build_info", "The running otsentry version", "gauge",
+                      lambda: {(__version__,): 1.0}, labels=("version",))
+    host, port = parse_listen(listen)
+    try:
+        server = MetricsServer(registry, host, port)
+    except OSError as exc:
+        raise ConfigError(config_path, "metrics.listen",
+                          f"an address this host can listen on ({listen}: "
+                          f"{exc.strerror or exc})") from None
+    get_logger("common.metrics").info("metrics listening", url=server.url)
+    return server

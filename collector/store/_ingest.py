@@ -423,7 +423,8 @@ class Ingest:
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.transactions = 0
+        #: committed so far (read by the metrics endpoint)
+        self.transactions = self.batches = self.messages = 0
 
     async def commit(self, peer, batch: ingest_pb2.Batch) -> int:  # type: ignore[no-untyped-def]
         """Store the new messages of ``batch``; return the epoch's committed high-water mark.
@@ -448,6 +449,11 @@ class Ingest:
     def commit_sync(self, identity: Identity, serial: str, batch: ingest_pb2.Batch) -> int:
         """:meth:`submit` and wait."""
         return self.submit(identity, serial, batch).result()
+
+    @property
+    def queue_depth(self) -> int:
+        """Batches waiting for the writer thread (approximate)."""
+        return self._queue.qsize()
 
     def _start(self) -> None:
         with self._lock:
@@ -506,6 +512,8 @@ class Ingest:
                 _settle(req.future, exc=exc)
             return
         self.transactions += 1
+        self.batches += len(ready)
+        self.messages += sum(len(req.batch.messages) for req in ready)
         if self._on_commit is not None:
             self._on_commit()
         for req, ack in zip(ready, acks):
