@@ -27,6 +27,7 @@ import psutil
 import structlog
 
 from otsentry import __version__
+from otsentry.common import sdnotify
 from otsentry.common.config import AgentConfig, load_agent_config
 from otsentry.common.errors import CaptureError, ConfigError, PkiError
 from otsentry.common.logging import get_logger
@@ -152,6 +153,7 @@ class Agent:
 
     async def main(self) -> int:
         """Run until stopped; returns the exit code."""
+        from otsentry.agent.metrics import start_agent_metrics
         from otsentry.agent.outbox import Outbox
         from otsentry.agent.shipper import Shipper
 
@@ -166,15 +168,24 @@ class Agent:
         log().info("agent started", agent=self.cfg.agent_id, source=self.source,
                    speed=self.speed, endpoints=list(self.cfg.collector.endpoints),
                    epoch=self.shipper.epoch, state_dir=str(self.state_dir))
+        metrics = start_agent_metrics(self)
         capture = loop.run_in_executor(None, self._capture)
         ship = asyncio.ensure_future(self.shipper.run(stop))
         status = asyncio.ensure_future(self._status_file_loop(stop))
+        sdnotify.ready(f"capturing from {self.source}")
+        # A live capture that failed stops the pings: systemd restarts the agent.
+        watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(
+            stop, healthy=lambda: not self.capture_error))
         await ship
+        sdnotify.stopping()
         self._stop_capture.set()
         await capture
         status.cancel()
-        await asyncio.gather(status, return_exceptions=True)
+        watchdog.cancel()
+        await asyncio.gather(status, watchdog, return_exceptions=True)
         self._write_status()
+        if metrics is not None:
+            metrics.close()
         log().info("agent stopped", agent=self.cfg.agent_id,
                    depth=self._outbox_stats.get("depth"), findings=self.findings_out)
         return 0
