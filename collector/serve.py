@@ -9,6 +9,7 @@ from pathlib import Path
 
 import structlog
 
+from otsentry.common import sdnotify
 from otsentry.common.config import CollectorConfig, load_collector_config
 from otsentry.common.logging import get_logger
 
@@ -75,6 +76,7 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     through the database.
     """
     from otsentry.collector.correlate import Rules, run_jobs
+    from otsentry.collector.metrics import start_collector_metrics
     from otsentry.collector.server import run_server
     from otsentry.collector.store import Store, ca_fingerprints, redact
 
@@ -86,6 +88,11 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     store = Store(db, create=True, max_batches=cfg.group_commit_max,
                   max_clock_skew_s=cfg.max_clock_skew_s, fingerprint=ca_fingerprints(cfg.pki_dir),
                   on_commit=lambda: loop.call_soon_threadsafe(wake.set))
+    try:
+        metrics = start_collector_metrics(cfg, store)
+    except Exception:
+        store.close()
+        raise
     server, port = await run_server(cfg.pki_dir, host=cfg.host, port=cfg.port,
                                     commit=store.commit, max_message_bytes=cfg.max_message_bytes)
     log().info("collector listening", host=cfg.host, port=port, store=redact(db),
@@ -94,9 +101,14 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
         loop.add_signal_handler(sig, stop.set)
     jobs = asyncio.create_task(run_jobs(store, rules if isinstance(rules, Rules) else Rules(),
                                         stop, wake=wake, retention_days=retention_days))
+    sdnotify.ready(f"listening on {cfg.host}:{port}")
+    watchdog = asyncio.create_task(sdnotify.watchdog_loop(stop))
     await stop.wait()
+    sdnotify.stopping()
     log().info("collector stopping")
     await server.stop(2.0)
-    await jobs
+    await asyncio.gather(jobs, watchdog)
+    if metrics is not None:
+        metrics.close()
     store.close()
     return 0
