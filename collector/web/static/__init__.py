@@ -1,0 +1,1 @@
+"""Dashboard CSS and JavaScript, served as they are (no build step)."""

@@ -1,0 +1,1 @@
+"""Dashboard page templates (Jinja2), shipped as package data."""
