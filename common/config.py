@@ -30,7 +30,7 @@ __all__ = [
     "AgentConfig", "CaptureConfig", "CollectorLink", "OutboxConfig", "CollectorConfig",
     "MetricsConfig",
     "load_agent_config", "load_collector_config", "parse_duration_s", "DEFAULT_AGENT_STATE",
-    "DEFAULT_COLLECTOR_STATE",
+    "DEFAULT_COLLECTOR_STATE", "WebConfig",
 ]
 
 DEFAULT_AGENT_STATE = "/var/lib/otsentry/agent"
@@ -137,6 +137,20 @@ class AgentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """``[web]``: the analysts' dashboard (HTTPS), off when ``listen`` is empty."""
+
+    listen: str = ""
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to serve the dashboard on, or None when off."""
+        from otsentry.common.metrics import parse_listen
+
+        return parse_listen(self.listen) if self.listen else None
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorConfig:
     """The collector's config: ``[server]`` and ``[store]``."""
 
@@ -151,6 +165,7 @@ class CollectorConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: ``[reporting]`` and ``[[upstream]]``: an :class:`otsentry.common.upstream_config.ReportingConfig`.
     reporting: Any = field(default_factory=lambda: _reporting_default())
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 def _reporting_default() -> Any:
@@ -417,10 +432,10 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
     name, text, data = _read(path)
     r = _Reader(name, text)
     base = Path(name).parent if path is not None else Path.cwd()
-    unknown = sorted(set(data) - {"server", "store", "metrics", "reporting", "upstream"})
+    unknown = sorted(set(data) - {"server", "store", "metrics", "reporting", "upstream", "web"})
     if unknown:
         r.fail(unknown[0], "one of the tables [server], [store], [metrics], [reporting], "
-                           "[[upstream]]")
+                           "[[upstream]], [web]")
     s = r.table(data, "server", {"host", "port", "pki_dir", "max_message_bytes",
                                  "max_clock_skew"})
     st = r.table(data, "store", {"path", "group_commit_max"})
@@ -436,6 +451,7 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
         group_commit_max=r.integer(st, "store.group_commit_max", 64, 1, 10_000),
         metrics=_metrics(r, data),
         reporting=_reporting(r, data, base),
+        web=WebConfig(listen=r.listen(r.table(data, "web", {"listen"}), "web.listen")),
     )
 
 
