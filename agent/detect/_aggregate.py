@@ -78,18 +78,30 @@ class Aggregator:
         self.dropped: dict[str, int] = {}
         self.out: list[Finding] = []
 
+    def admit(self, kind: str, key: tuple, ts: int, add: int) -> bool:
+        """Whether a hit of ``kind`` for ``key`` at ``ts`` goes on to :meth:`hit`.
+
+        False when it would open a new finding beyond ``max_new`` per window: it is
+        counted in :attr:`dropped` and nothing else is built for it, so a flood of hits
+        costs a lookup each, not a finding each.
+        """
+        slot = self.open.get((kind, key))
+        if slot is not None and ts - slot.last_ts <= self.window_ns:
+            return True
+        bucket = self.new_per_kind.get(kind)
+        if bucket is None:
+            bucket = self.new_per_kind[kind] = Bucket(self.window_ns)
+        if bucket.hit(ts) > self.max_new and not kind.startswith("detect."):
+            self.dropped[kind] = self.dropped.get(kind, 0) + add
+            return False
+        return True
+
     def hit(self, hit: Hit) -> None:
-        """Aggregate one occurrence (opening, revising or rate limiting a finding)."""
+        """Aggregate one admitted occurrence (see :meth:`admit`): open or revise a finding."""
         k = (hit.entry.id, hit.key)
         slot = self.open.get(k)
         if slot is not None and hit.ts - slot.last_ts <= self.window_ns:
             self._update(slot, hit)
-            return
-        bucket = self.new_per_kind.get(hit.entry.id)
-        if bucket is None:
-            bucket = self.new_per_kind[hit.entry.id] = Bucket(self.window_ns)
-        if bucket.hit(hit.ts) > self.max_new and not hit.entry.id.startswith("detect."):
-            self.dropped[hit.entry.id] = self.dropped.get(hit.entry.id, 0) + hit.add
             return
         if slot is not None:
             self._emit(slot)

@@ -214,7 +214,7 @@ class Engine:
 
     # --- hits ---------------------------------------------------------------------------------
 
-    def report(self, kind: str, key: tuple, ts: int, flow: Any, summary: str, *,
+    def report(self, kind: str, key: tuple, ts: int, flow: Any, summary: Any, *,
                unit: int | None = None, fc: int | None = None, addresses: tuple = (),
                values: tuple = (), frames: tuple = (), details: dict[str, str] | None = None,
                client: str | None = None, server: str | None = None,
@@ -223,7 +223,8 @@ class Engine:
 
         Args:
             flow: the pipeline flow (for endpoints, MACs and the pcap ring), or None.
-            summary: one sentence for a shift operator.
+            summary: one sentence for a shift operator, or a function making it (called
+                only when the hit is not dropped: for detectors that may fire per value).
             client, server: endpoint addresses when there is no flow.
             severity: this occurrence's severity, when the detector grades it itself.
             add: occurrences this hit stands for.
@@ -239,8 +240,10 @@ class Engine:
             if rule.matches(kind, client, server, unit, fc, tuple(addresses)):
                 self.suppressed[kind] = self.suppressed.get(kind, 0) + add
                 return
-        if sev < cfg.min_severity:
+        if sev < cfg.min_severity or not self.agg.admit(kind, key, ts, add):
             return
+        if not isinstance(summary, str):
+            summary = summary()
         evidence = {"flow": _flow_ref(flow), "unit": unit, "fc": fc, "addresses": addresses,
                     "values": values, "details": details}
         ring = flow.ring if flow is not None else None

@@ -94,12 +94,16 @@ class ProcessValues(Family):
 
     def _value(self, tx: Any, key: tuple, v: int, bounds: tuple, last: int | None) -> None:
         server, unit, table, addr = key
-        what = (f"jumped from {last} to {v}" if last is not None
-                else f"reads {v}, outside {bounds[0]}..{bounds[1]}")
-        self.report("process.value-out-of-envelope", key, tx.response.ts, tx.flow,
-                    f"{table.replace('_', ' ')[:-1]} {addr} of {server} unit {unit} {what} "
-                    "(learned range).", unit=unit, fc=tx.request.fc, addresses=(addr,),
-                    values=(v,), frames=(tx.response.frame,))
+
+        def summary() -> str:
+            what = (f"jumped from {last} to {v}" if last is not None
+                    else f"reads {v}, outside {bounds[0]}..{bounds[1]}")
+            return (f"{table.replace('_', ' ')[:-1]} {addr} of {server} unit {unit} {what} "
+                    "(learned range).")
+
+        self.report("process.value-out-of-envelope", key, tx.response.ts, tx.flow, summary,
+                    unit=unit, fc=tx.request.fc, addresses=(addr,), values=(v,),
+                    frames=(tx.response.frame,))
 
     def _writes(self, tx: Any, first: int, values: tuple[int, ...]) -> None:
         flow, unit = tx.flow, tx.request.unit
