@@ -86,6 +86,8 @@ class CollectorLink:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 60.0
     status_interval_s: float = 60.0
+    #: Renew the certificate once less than this part of its validity remains (0: never).
+    renew_fraction: float = 1 / 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,8 @@ class CollectorConfig:
     store: Path = Path(DEFAULT_COLLECTOR_STATE) / "ingest.sqlite"
     max_message_bytes: int = 4 << 20
     max_clock_skew_s: float = 30.0
+    #: Port for online enrolment with one-time tokens (server-only TLS); 0: none.
+    enroll_port: int = 0
     group_commit_max: int = 64
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: ``[reporting]`` and ``[[upstream]]``: an :class:`otsentry.common.upstream_config.ReportingConfig`.
@@ -389,7 +393,7 @@ def _collector(r: _Reader, data: dict, state: Path, base: Path) -> CollectorLink
     c = r.table(data, "collector", {"endpoints", "ca", "cert", "key", "batch_messages",
                                     "batch_bytes", "batch_linger", "max_unacked_batches",
                                     "ack_timeout", "connect_timeout", "backoff_initial",
-                                    "backoff_max", "status_interval"})
+                                    "backoff_max", "status_interval", "renew_fraction"})
     tls = state / "tls"
     link = CollectorLink(
         endpoints=r.endpoints(c, "collector.endpoints"),
@@ -405,6 +409,7 @@ def _collector(r: _Reader, data: dict, state: Path, base: Path) -> CollectorLink
         backoff_initial_s=r.duration(c, "collector.backoff_initial", 0.5),
         backoff_max_s=r.duration(c, "collector.backoff_max", 60.0),
         status_interval_s=r.duration(c, "collector.status_interval", 60.0, 0.1),
+        renew_fraction=r.number(c, "collector.renew_fraction", 1 / 3, 0.0, 0.9),
     )
     if link.backoff_max_s < link.backoff_initial_s:
         r.fail("collector.backoff_max", "a duration at least collector.backoff_initial")
@@ -437,7 +442,7 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
         r.fail(unknown[0], "one of the tables [server], [store], [metrics], [reporting], "
                            "[[upstream]], [web]")
     s = r.table(data, "server", {"host", "port", "pki_dir", "max_message_bytes",
-                                 "max_clock_skew"})
+                                 "max_clock_skew", "enroll_port"})
     st = r.table(data, "store", {"path", "group_commit_max"})
     home = Path(os.environ.get("OTSENTRY_COLLECTOR_DIR", DEFAULT_COLLECTOR_STATE))
     return CollectorConfig(
@@ -447,6 +452,7 @@ def load_collector_config(path: str | os.PathLike[str] | None) -> CollectorConfi
         pki_dir=r.path(s, "server.pki_dir", home / "pki", base),
         max_message_bytes=r.size(s, "server.max_message_bytes", 4 << 20, 64 << 10, 1 << 30),
         max_clock_skew_s=r.duration(s, "server.max_clock_skew", 30.0),
+        enroll_port=r.integer(s, "server.enroll_port", 0, 0, 65535),
         store=r.path(st, "store.path", home / "ingest.sqlite", base),
         group_commit_max=r.integer(st, "store.group_commit_max", 64, 1, 10_000),
         metrics=_metrics(r, data),
