@@ -94,9 +94,10 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
         store.close()
         raise
     server, port = await run_server(cfg.pki_dir, host=cfg.host, port=cfg.port,
-                                    commit=store.commit, max_message_bytes=cfg.max_message_bytes)
+                                    commit=store.commit, max_message_bytes=cfg.max_message_bytes,
+                                    enroll_port=cfg.enroll_port or None)
     log().info("collector listening", host=cfg.host, port=port, store=redact(db),
-               pki=str(cfg.pki_dir))
+               pki=str(cfg.pki_dir), enroll_port=cfg.enroll_port or "off")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     jobs = asyncio.create_task(run_jobs(store, rules if isinstance(rules, Rules) else Rules(),
