@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retention-days", metavar="N", type=float, default=None,
                    help="prune findings ingested more than N days ago (default: keep all); "
                         "incidents are kept")
+    p.add_argument("--web", metavar="HOST:PORT", default=None,
+                   help="also serve the analysts' dashboard over HTTPS there (default: the [web] "
+                        "listen of the config; off when neither is set)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
     from otsentry.collector.correlate import load_rules
 
     return asyncio.run(serve(load_collector_config(path), db=args.db,
-                             rules=load_rules(args.rules), retention_days=args.retention_days))
+                             rules=load_rules(args.rules), retention_days=args.retention_days,
+                             web=args.web))
 
 
 async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = None,
-                retention_days: float | None = None) -> int:
+                retention_days: float | None = None, web: str | None = None) -> int:
     """Run the server on the store at ``db`` (default: SQLite at [store] path) until a stop signal.
 
     The schema is upgraded first (safe with several replicas starting at once);
@@ -102,13 +106,18 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
         loop.add_signal_handler(sig, stop.set)
     jobs = asyncio.create_task(run_jobs(store, rules if isinstance(rules, Rules) else Rules(),
                                         stop, wake=wake, retention_days=retention_days))
+    dashboard = None
+    if web or cfg.web.listen:
+        from otsentry.collector.web_cmd import start_dashboard
+
+        dashboard = await start_dashboard(db, cfg.pki_dir, web or cfg.web.listen, stop)
     sdnotify.ready(f"listening on {cfg.host}:{port}")
     watchdog = asyncio.create_task(sdnotify.watchdog_loop(stop))
     await stop.wait()
     sdnotify.stopping()
     log().info("collector stopping")
     await server.stop(2.0)
-    await asyncio.gather(jobs, watchdog)
+    await asyncio.gather(jobs, watchdog, *([dashboard] if dashboard else []))
     if metrics is not None:
         metrics.close()
     store.close()

@@ -14,12 +14,12 @@ from otsentry.collector.pki_cli import DEFAULT_PKI_DIR
 from otsentry.common.errors import OtSentryError
 from otsentry.common.logging import get_logger
 
-__all__ = ["SUMMARY", "add_arguments", "run", "serve_web"]
+__all__ = ["SUMMARY", "add_arguments", "run", "start_dashboard"]
 
 SUMMARY = "the analysts' web dashboard: login tokens, or serve it without ingest"
 
 HELP = """\
-The dashboard is served by 'otsentry-collector serve' when [web] enabled = true
+The dashboard is served by 'otsentry-collector serve' when [web] listen is set
 in collector.toml (or with serve --web HOST:PORT), over HTTPS with the
 collector's certificate.  Analysts log in with their analyst certificate
 (installed in the browser) or with a login token made here from it.
@@ -71,34 +71,48 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve_web(db: str, pki_dir: Path, host: str, port: int,
-                    stop: asyncio.Event) -> None:
-    """Serve the dashboard until ``stop`` is set."""
-    from otsentry.collector.web import WebServer, create_app
+async def start_dashboard(db: str, pki_dir: Path, listen: str,
+                          stop: asyncio.Event) -> asyncio.Task[None]:
+    """Start the dashboard on ``listen`` (HOST:PORT); the task ends once ``stop`` is set.
 
-    web = WebServer(create_app(db, pki_dir), pki_dir, host, port)
-    await web.start()
-    get_logger("collector.web").info("dashboard listening", url=f"https://{host}:{web.port}/")
+    Raises:
+        OtSentryError: ``listen`` is not HOST:PORT, or the address is in use or not on
+            this machine.
+        PkiError: the collector's certificate cannot be loaded.
+        StoreError: the store cannot be read.
+    """
+    from otsentry.collector.web import WebServer, create_app
+    from otsentry.common.metrics import parse_listen
+
     try:
-        await stop.wait()
-    finally:
-        await web.stop()
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise OtSentryError(f"dashboard address: {exc} (expected HOST:PORT, "
+                            "e.g. 127.0.0.1:8443)") from None
+    web = WebServer(create_app(db, pki_dir), pki_dir, host, port)
+    try:
+        await web.start()
+    except OSError as exc:
+        raise OtSentryError(f"dashboard: {exc}") from None
+    get_logger("collector.web").info("dashboard listening", url=f"https://{host}:{web.port}/")
+
+    async def run_until_stop() -> None:
+        try:
+            await stop.wait()
+        finally:
+            await web.stop()
+
+    return asyncio.create_task(run_until_stop())
 
 
 def _serve(args: argparse.Namespace) -> int:
     from otsentry.collector.store import default_url
-    from otsentry.collector.web import parse_listen
-
-    try:
-        host, port = parse_listen(args.listen)
-    except ValueError as exc:
-        raise OtSentryError(f"--listen: {exc}") from None
 
     async def main() -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve_web(args.db or default_url(), args.pki_dir, host, port, stop)
+        await (await start_dashboard(args.db or default_url(), args.pki_dir, args.listen, stop))
 
     asyncio.run(main())
     return 0

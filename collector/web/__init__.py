@@ -12,7 +12,7 @@ certificate or a login token issued for one (see :mod:`._auth`).
 
 from otsentry.collector.web._app import create_app, upstream_status
 from otsentry.collector.web._auth import Analyst, AuthError, issue_token, token_key, verify_token
-from otsentry.collector.web._server import WebServer, parse_listen
+from otsentry.collector.web._server import WebServer
 
-__all__ = ["Analyst", "AuthError", "WebServer", "create_app", "issue_token", "parse_listen",
-           "token_key", "upstream_status", "verify_token"]
+__all__ = ["Analyst", "AuthError", "WebServer", "create_app", "issue_token", "token_key",
+           "upstream_status", "verify_token"]

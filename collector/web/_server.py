@@ -22,7 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from otsentry.collector.web._auth import der_to_chain
 from otsentry.common.errors import PkiError
 
-__all__ = ["WebServer", "parse_listen"]
+__all__ = ["WebServer"]
 
 
 class _CertH11Protocol(H11Protocol):
@@ -47,18 +47,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port).
-
-    Raises:
-        ValueError: not HOST:PORT with a port from 0 to 65535.
-    """
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8443)")
-    return host.strip("[]"), int(port)
 
 
 class WebServer:
