@@ -30,13 +30,24 @@ SUMMARY = "create this agent's key and certificate request, or install its certi
 DEFAULT_STATE_DIR = os.environ.get("OTSENTRY_STATE_DIR", "/var/lib/otsentry/agent")
 
 EPILOG = """\
-steps:
+online, when this box can reach the collector (one step):
+  the collector's admin runs 'otsentry-collector pki token --site S --agent A'
+  and gives you the token and the CA fingerprint it prints; then run
+    otsentry-agent enroll --site S --agent A --collector HOST:50052 \\
+        --token TOKEN --ca-fingerprint SHA256
+  (or --ca ca.crt instead of --ca-fingerprint if you carried the CA file).
+  The key is made here and never leaves this box; the token works once.
+
+offline, for sites with no link to the collector (air gap):
   1. otsentry-agent enroll --site S --agent A
        makes the key (it never leaves this box) and tls/agent.csr
   2. carry agent.csr to the collector's admin, who runs
        otsentry-collector pki sign agent.csr --out agent.crt
   3. carry agent.crt and ca.crt back here and run
        otsentry-agent enroll --site S --agent A --install agent.crt --ca ca.crt
+
+Once enrolled, 'otsentry-agent run' renews the certificate by itself before it
+expires ([collector] renew_fraction in the config).
 """
 
 def log() -> structlog.typing.FilteringBoundLogger:
@@ -55,13 +66,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--install", type=Path, metavar="CERT",
                         help="install the certificate signed by the admin (step 3)")
     parser.add_argument("--ca", type=Path, metavar="CA_CERT",
-                        help="the collector's CA certificate (ca.crt), with --install")
+                        help="the collector's CA certificate (ca.crt), with --install or --collector")
+    parser.add_argument("--collector", metavar="HOST:PORT",
+                        help="enrol online at the collector's enrolment port, e.g. "
+                             "collector.plant.example:50052 (its [server] enroll_port)")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="with --collector: the one-time token from 'otsentry-collector pki token'")
+    parser.add_argument("--ca-fingerprint", metavar="SHA256",
+                        help="with --collector: the CA's SHA-256 fingerprint printed with the "
+                             "token (instead of --ca)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run step 1 or, with ``--install``, step 3."""
     ident = Identity.agent(args.site, args.agent)
     tls = args.state_dir / "tls"
+    if args.collector:
+        return _online(args, ident, tls)
     if args.install:
         if not args.ca:
             raise PkiError("--install needs --ca ca.crt (the collector's CA certificate)")
@@ -71,6 +92,31 @@ def run(args: argparse.Namespace) -> int:
     csr = enroll(tls, ident)
     print(f"key: {tls / 'agent.key'} (stays on this box)\nrequest: {csr}")
     print(f"carry {csr.name} to the collector's admin: otsentry-collector pki sign {csr.name}")
+    return 0
+
+
+def _online(args: argparse.Namespace, ident: Identity, tls: Path) -> int:
+    from otsentry.agent.enroll_online import fetch_ca, request_certificate
+
+    if not args.token:
+        raise PkiError("--collector needs --token (from 'otsentry-collector pki token')")
+    if bool(args.ca) == bool(args.ca_fingerprint):
+        raise PkiError("--collector needs one of --ca ca.crt or --ca-fingerprint SHA256, "
+                       "to be sure the token goes to the real collector")
+    ca_pem = (load_certificate(args.ca).public_bytes(serialization.Encoding.PEM) if args.ca
+              else fetch_ca(args.collector, args.ca_fingerprint))
+    csr = enroll(tls, ident)
+    cert_pem, _ = request_certificate(args.collector, ca_pem, csr.read_bytes(), args.token)
+    got_cert, got_ca = tls / "agent.crt.received", tls / "ca.crt.received"
+    got_cert.write_bytes(cert_pem)
+    got_ca.write_bytes(ca_pem)
+    try:
+        install(tls, ident, got_cert, got_ca)
+    finally:
+        got_cert.unlink(missing_ok=True)
+        got_ca.unlink(missing_ok=True)
+    log().info("enrolled online", identity=ident.short, collector=args.collector)
+    print(f"enrolled {ident.uri} at {args.collector}: certificate and CA installed in {tls}")
     return 0
 
 
