@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -13,7 +14,12 @@ from otsentry.collector.pki import DEFAULT_DAYS, CertificateAuthority
 import structlog
 
 from otsentry.common.logging import get_logger
-from otsentry.common.pki import fingerprint, identity_of, load_csr, serial_hex
+from otsentry.collector.enroll import TokenStore
+from otsentry.common.config import parse_duration_s
+from otsentry.common.errors import PkiError
+from otsentry.common.pki import (
+    Identity, fingerprint, identity_of, load_certificate, load_csr, serial_hex,
+)
 
 __all__ = ["SUMMARY", "add_arguments", "run", "DEFAULT_PKI_DIR"]
 
@@ -25,10 +31,14 @@ Manage the certificates that agents, analysts and the collector use to prove
 who they are.  Typical order:
 
   1. once:  otsentry-collector pki init --dns collector.plant.example --ip 10.1.2.3
-  2. each agent:  on the agent box run 'otsentry-agent enroll --site S --agent A',
-     carry its agent.csr here, then:
+  2. each agent, online (the agent can reach this collector's [server] enroll_port):
+            otsentry-collector pki token --site S --agent A
+     and give the token and CA fingerprint it prints to the agent's operator;
+     or offline (air-gapped site): on the agent box run
+     'otsentry-agent enroll --site S --agent A', carry its agent.csr here, then:
             otsentry-collector pki sign agent.csr --out agent.crt
      and carry agent.crt and ca.crt back to the agent box.
+     Agents renew their certificates by themselves before they expire.
   3. each analyst:  otsentry-collector pki issue-analyst NAME
   4. a box is lost or stolen:  otsentry-collector pki revoke site/S/agent/A
   5. what was issued:  otsentry-collector pki list
@@ -60,6 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="where to write the certificate (default: CSR with .crt)")
     p.add_argument("--days", type=int, default=DEFAULT_DAYS["agent"],
                    help=f"validity in days (default: {DEFAULT_DAYS['agent']})")
+    p = sub.add_parser("token", help="make a one-time token to enrol one agent online")
+    p.add_argument("--site", required=True, help="the agent's site (plant) name")
+    p.add_argument("--agent", required=True, help="the agent's name within the site")
+    p.add_argument("--ttl", default="24h", metavar="DURATION",
+                   help="how long the token can be used, e.g. 30m, 24h, 7d (default: 24h)")
+    p.add_argument("--days", type=float, default=DEFAULT_DAYS["agent"],
+                   help=f"validity of the agent's certificate in days (default: {DEFAULT_DAYS['agent']})")
+    sub.add_parser("tokens", help="list tokens not used yet (identity and expiry; never the token)")
     p = sub.add_parser("issue-analyst", help="make a key and certificate for an analyst")
     p.add_argument("name", metavar="NAME", help="the analyst's name (letters, digits, . _ -)")
     p.add_argument("--out-dir", type=Path, default=Path("."), help="where to write NAME.key/.crt")
@@ -128,5 +146,32 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-_ACTIONS = {"init": _init, "sign": _sign, "issue-analyst": _issue_analyst, "revoke": _revoke,
-            "list": _list}
+def _token(args: argparse.Namespace) -> int:
+    try:
+        ttl = dt.timedelta(seconds=parse_duration_s(args.ttl))
+    except ValueError:
+        raise PkiError(f"--ttl {args.ttl!r}: expected a duration such as 30m, 24h or 7d") from None
+    if ttl.total_seconds() <= 0 or args.days <= 0:
+        raise PkiError("--ttl and --days must be more than zero")
+    ca = CertificateAuthority(args.pki_dir)
+    ca_fp = fingerprint(load_certificate(ca.ca_cert_path))
+    ident = Identity.agent(args.site, args.agent)
+    token, rec = TokenStore(ca.dir).create(ident, ttl, cert_days=args.days,
+                                           now=dt.datetime.now(dt.timezone.utc))
+    log().info("enrolment token made", identity=ident.short, expires_at=rec.expires_at)
+    print(f"one-time token for {ident.uri}, valid until {rec.expires_at[:19]} UTC:\n\n  {token}\n")
+    print(f"CA fingerprint (SHA-256):\n  {ca_fp}\n")
+    print("It is shown only this once. On the agent box run:")
+    print(f"  otsentry-agent enroll --site {ident.site} --agent {ident.name} "
+          f"--collector HOST:ENROLL_PORT --token {token} --ca-fingerprint {ca_fp.replace(':', '')}")
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    for rec in TokenStore(args.pki_dir).pending(dt.datetime.now(dt.timezone.utc)):
+        print(f"{rec.identity:<40} until {rec.expires_at[:19]} UTC  certificate {rec.cert_days:g} days")
+    return 0
+
+
+_ACTIONS = {"init": _init, "sign": _sign, "token": _token, "tokens": _tokens,
+            "issue-analyst": _issue_analyst, "revoke": _revoke, "list": _list}
