@@ -15,6 +15,11 @@ Rules of this module (the delivery half of "nothing is lost silently"):
   most that long for others to fill its batch).  A collector that refuses a
   batch as too large (RESOURCE_EXHAUSTED) makes the shipper halve its byte
   bound and resend.
+* **Certificate renewal.**  When less than ``renew_fraction`` of our
+  certificate's validity remains, a new one is fetched over the open channel
+  (:mod:`otsentry.agent.renew`); the stream then stops taking new batches,
+  waits briefly for the acks in flight, and reconnects at once with the new
+  certificate (anything still unacked is resent, and deduplicated).
 * **Failure handling.**  A stream that breaks, cannot connect within
   ``connect_timeout``, or leaves a batch unacked for ``ack_timeout`` (a
   stalled link) is closed; the shipper waits with exponential backoff and
@@ -41,6 +46,7 @@ import grpc
 import structlog
 
 from otsentry.agent.outbox import Entry, Outbox
+from otsentry.agent.renew import Renewer
 from otsentry.common.config import CollectorLink
 from otsentry.common.errors import OutboxError
 from otsentry.common.logging import get_logger
@@ -104,6 +110,13 @@ class ShipperState:
         return asdict(self)
 
 
+async def _relay(stop: asyncio.Event, ending: asyncio.Event) -> None:
+    """Set ``ending`` when ``stop`` is set; never returns (the session's end cancels it)."""
+    await stop.wait()
+    ending.set()
+    await asyncio.Event().wait()
+
+
 class _AckTimeout(Exception):
     """A sent batch was not acked in time: the link is stalled."""
 
@@ -132,6 +145,8 @@ class Shipper:
         self._outbox: Outbox = self._pool.submit(
             lambda: Outbox(outbox_path, **(outbox_kwargs or {}))).result()
         self.epoch = self._outbox.epoch
+        self._renewer = (Renewer(link.cert, link.key, link.ca, fraction=link.renew_fraction)
+                         if link.renew_fraction > 0 else None)
         self._creds = channel_credentials(link.ca, link.cert, link.key)
         self._acked = asyncio.Event()
         self._last_ack = 0.0
@@ -162,6 +177,10 @@ class Shipper:
                 self.state.connected = False
                 if stop.is_set():
                     break
+                if self._renewer is not None and self._renewer.switched:
+                    self._renewer.switched = False
+                    self._creds = channel_credentials(self.link.ca, self.link.cert, self.link.key)
+                    continue  # at once, same endpoint, new certificate
                 if self.state.last_ack_ns != acked_before:
                     backoff = self.link.backoff_initial_s
                 idx = (idx + 1) % len(eps)
@@ -216,9 +235,12 @@ class Shipper:
             self.state.connects += 1
             log().info("connected", endpoint=endpoint, epoch=self.epoch)
             inflight: deque[tuple[int, float]] = deque()
-            tasks = [asyncio.ensure_future(c) for c in (
-                self._send_loop(call, inflight, stop), self._recv_loop(call, inflight),
-                self._watchdog(inflight))]
+            ending = asyncio.Event()  # stop, or a renewed certificate: finish this stream
+            coros = [self._send_loop(call, inflight, ending), self._recv_loop(call, inflight),
+                     self._watchdog(inflight), _relay(stop, ending)]
+            if self._renewer is not None:
+                coros.append(self._renewer.run(channel, ending))
+            tasks = [asyncio.ensure_future(c) for c in coros]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for t in done:
