@@ -47,12 +47,15 @@ class FeedHub:
         engine: the store's engine.
         readers: threads reading for subscribers (the bound on concurrent feed reads).
         poll_s: safety-net poll of the head.
+        recheck_s: PostgreSQL: the listener re-checks the head this often even without
+            a notification (and notices a stop no later).
     """
 
-    def __init__(self, engine: Engine, *, readers: int = 4, poll_s: float = 0.5) -> None:
+    def __init__(self, engine: Engine, *, readers: int = 4, poll_s: float = 0.5,
+                 recheck_s: float = 1.0) -> None:
         self.engine = engine
         self.head = 0
-        self._poll_s = poll_s
+        self._poll_s, self._recheck_s = poll_s, recheck_s
         self._pool = ThreadPoolExecutor(readers, thread_name_prefix="feed-read")
         self._moved = asyncio.Event()
         self._poked = asyncio.Event()
@@ -77,7 +80,7 @@ class FeedHub:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._listener is not None:
-            await asyncio.to_thread(self._listener.join, 5)
+            await asyncio.to_thread(self._listener.join, self._recheck_s + 5)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def poke(self) -> None:
@@ -130,7 +133,7 @@ class FeedHub:
         try:
             while not self._stop.is_set():
                 try:
-                    now = waiter.wait(seen, timeout=1.0)
+                    now = waiter.wait(seen, timeout=self._recheck_s)
                 except Exception as exc:  # noqa: BLE001 - database away: FeedWaiter reconnects
                     log().warning("feed listener failed; retrying", error=str(exc))
                     waiter.close()
