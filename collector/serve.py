@@ -80,6 +80,7 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     through the database.
     """
     from otsentry.collector.correlate import Rules, run_jobs
+    from otsentry.collector.feed import FeedHub
     from otsentry.collector.metrics import start_collector_metrics
     from otsentry.collector.server import run_server
     from otsentry.collector.store import Store, ca_fingerprints, redact
@@ -91,7 +92,9 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     wake, stop = asyncio.Event(), asyncio.Event()
     store = Store(db, create=True, max_batches=cfg.group_commit_max,
                   max_clock_skew_s=cfg.max_clock_skew_s, fingerprint=ca_fingerprints(cfg.pki_dir),
-                  on_commit=lambda: loop.call_soon_threadsafe(wake.set))
+                  on_commit=lambda: (loop.call_soon_threadsafe(wake.set), feed.poke()))
+    feed = FeedHub(store.engine)  # analysts' subscriptions follow the feed log through it
+    await feed.start()
     try:
         metrics = start_collector_metrics(cfg, store)
     except Exception:
@@ -99,7 +102,7 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
         raise
     server, port = await run_server(cfg.pki_dir, host=cfg.host, port=cfg.port,
                                     commit=store.commit, max_message_bytes=cfg.max_message_bytes,
-                                    enroll_port=cfg.enroll_port or None)
+                                    enroll_port=cfg.enroll_port or None, feed=feed)
     log().info("collector listening", host=cfg.host, port=port, store=redact(db),
                pki=str(cfg.pki_dir), enroll_port=cfg.enroll_port or "off")
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -117,6 +120,7 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     sdnotify.stopping()
     log().info("collector stopping")
     await server.stop(2.0)
+    await feed.stop()
     await asyncio.gather(jobs, watchdog, *([dashboard] if dashboard else []))
     if metrics is not None:
         metrics.close()
