@@ -18,6 +18,7 @@ _MODULES = {
     "db": "otsentry.collector.db_cmd",
     "incidents": "otsentry.collector.incidents_cmd",
     "import": "otsentry.collector.import_cmd",
+    "feed": "otsentry.collector.feed_cmd",
     "web": "otsentry.collector.web_cmd",
 }
 
