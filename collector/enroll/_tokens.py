@@ -62,6 +62,11 @@ class Token:
         return now >= dt.datetime.fromisoformat(self.expires_at)
 
 
+def _used() -> TokenError:
+    return TokenError("token-used", "this enrolment token was used already; "
+                      "ask the collector's admin for a new one")
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
@@ -96,8 +101,11 @@ class TokenStore:
         return token, rec
 
     def _load(self, path: Path) -> Token:
+        """The token file's record; FileNotFoundError passes through."""
         try:
             return Token(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise
         except (OSError, ValueError, TypeError) as exc:
             raise PkiError(f"{path}: not a valid token file ({exc}); delete it and make a new "
                            "token") from None
@@ -113,21 +121,22 @@ class TokenStore:
         """
         digest = _digest(token)
         path = self.dir / f"{digest}.json"
-        if len(token.strip()) < 16 or not path.is_file():
+        try:
+            if len(token.strip()) < 16:
+                raise FileNotFoundError
+            rec = self._load(path)
+        except FileNotFoundError:
             if (self.used_dir / f"{digest}.json").is_file():
-                raise TokenError("token-used", "this enrolment token was used already; "
-                                 "ask the collector's admin for a new one")
+                raise _used() from None
             raise TokenError("unknown-token", "unknown enrolment token; check it was copied "
-                             "whole, or ask the collector's admin for a new one")
-        rec = self._load(path)
+                             "whole, or ask the collector's admin for a new one") from None
         if rec.identity != ident.short:
             raise TokenError("identity-mismatch", f"this token enrols {rec.identity}, "
                              f"not {ident.short}; run enroll with the --site and --agent it was made for")
         try:
             os.rename(path, self.used_dir / path.name)
         except FileNotFoundError:  # another request with the same token won the race
-            raise TokenError("token-used", "this enrolment token was used already; "
-                             "ask the collector's admin for a new one") from None
+            raise _used() from None
         if rec.expired(now):
             raise TokenError("token-expired", f"this enrolment token expired at {rec.expires_at}; "
                              "ask the collector's admin for a new one")
@@ -145,5 +154,10 @@ class TokenStore:
         """Tokens not used yet and not expired, oldest first."""
         if not self.dir.is_dir():
             return []
-        recs = [self._load(p) for p in sorted(self.dir.glob("*.json"))]
+        recs = []
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                recs.append(self._load(path))
+            except FileNotFoundError:  # used meanwhile
+                continue
         return sorted((r for r in recs if not r.expired(now)), key=lambda r: r.created_at)
