@@ -93,7 +93,7 @@ class TokenStore:
             raise PkiError(f"tokens enrol agents only, not {ident.short}")
         self.used_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
-        token = secrets.token_urlsafe(32)
+        token = secrets.token_hex(24)  # 192 bits; hex never starts with "-" on a command line
         rec = Token(_digest(token), ident.short, now.isoformat(), (now + ttl).isoformat(), cert_days)
         fd = os.open(self.dir / f"{rec.digest}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
