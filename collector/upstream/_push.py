@@ -1,0 +1,279 @@
+"""The push job: queued reports to each recipient's TAXII 2.1 collection, with retries.
+
+Three steps per run, so that no database lock is held while the network is slow:
+
+1. under the ``upstream`` job row (one replica at a time): schedule (clocks,
+   rebuilds), log warnings for stages due soon or overdue, and lease the rows
+   ready to push;
+2. outside any transaction: push each leased row with taxii2-client, in
+   envelopes no larger than the API root's ``max_content_length``;
+3. one short transaction per row: its new status, or the reason it failed and
+   when it is tried again (exponential backoff up to ``retry_max``).
+
+A replica that dies in step 2 leaves a lease that expires; the next push of
+the same objects is harmless, because ids and versions are deterministic and
+TAXII servers keep one copy per (id, modified).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from otsentry.collector.store import _schema as S
+from otsentry.collector.store import job, write
+from otsentry.collector.upstream._queue import schedule, warn_due
+from otsentry.collector.upstream._split import envelope_bytes, split_envelopes
+from otsentry.common.errors import OtSentryError
+from otsentry.common.logging import get_logger
+from otsentry.common.upstream_config import Recipient, ReportingConfig
+
+__all__ = ["DeliveryError", "Outcome", "Pushed", "TaxiiCollection", "push_once", "run_upstream"]
+
+R = S.upstream_reports.c
+_NS = 1_000_000_000
+LEASE_S = 600.0
+
+
+def log():  # type: ignore[no-untyped-def]
+    """This module's logger, looked up per call so that it follows ``configure()``."""
+    return get_logger("collector.upstream")
+
+
+class DeliveryError(OtSentryError):
+    """A push failed; the message says why in words an admin can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one push of one row achieved."""
+
+    status: str  # acknowledged, sent, failed
+    parts: int
+    parts_done: int
+    status_ids: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Pushed:
+    """What one :func:`push_once` run did."""
+
+    ran: bool = False
+    queued: list[int] = field(default_factory=list)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TaxiiCollection:
+    """One recipient's collection, through taxii2-client (basic auth or a client certificate)."""
+
+    def __init__(self, rc: Recipient) -> None:
+        from taxii2client.v21 import ApiRoot, Collection
+
+        self.rc = rc
+        cert = (str(rc.client_cert), str(rc.client_key)) if rc.client_cert else None
+        verify: bool | str = str(rc.ca) if rc.ca else True
+        auth = {"user": rc.username, "password": rc.password} if rc.username else {}
+        self.root = ApiRoot(rc.api_root, verify=verify, cert=cert, **auth)
+        self.root._conn.session.request = _with_timeout(self.root._conn.session.request,
+                                                        rc.timeout_s)
+        self.collection = Collection(f"{rc.api_root}collections/{rc.collection}/",
+                                     conn=self.root._conn)
+
+    def max_content_length(self) -> int:
+        return int(_call(self.rc, lambda: self.root.max_content_length))
+
+    def add(self, body: bytes) -> tuple[str, str, str]:
+        """POST one envelope; returns (status id, "complete" or "pending", failure text)."""
+        st = _call(self.rc, lambda: self.collection.add_objects(body, wait_for_completion=False))
+        return st.id, st.status, _failures(st)
+
+    def status(self, status_id: str) -> tuple[str, str]:
+        """("complete" or "pending", failure text) of an earlier POST."""
+        from taxii2client.v21 import Status
+
+        st = Status(f"{self.rc.api_root}status/{status_id}/", conn=self.root._conn)
+        _call(self.rc, st.refresh)
+        return st.status, _failures(st)
+
+    def close(self) -> None:
+        self.root.close()
+
+
+def _with_timeout(request: Callable[..., Any], timeout_s: float) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", timeout_s)
+        return request(*args, **kwargs)
+    return call
+
+
+def _failures(st: Any) -> str:
+    if not getattr(st, "failure_count", 0):
+        return ""
+    fails = getattr(st, "failures", None) or []
+    return "; ".join(f"{f.get('id')}: {f.get('message', 'refused')}" for f in fails[:5]) or \
+        f"{st.failure_count} object(s) refused"
+
+
+_HTTP_REASON = {
+    401: "the server refused the credentials (HTTP 401): check username and password_file "
+         "(or the client certificate)",
+    403: "the server denies access (HTTP 403): is the account allowed to write to collection {c}?",
+    404: "no such API root or collection (HTTP 404): check api_root and collection {c}",
+    413: "the server refused the size of a request (HTTP 413)",
+}
+
+
+def _call(rc: Recipient, fn: Callable[[], Any]) -> Any:
+    """Run one taxii2-client call, turning every failure into a :class:`DeliveryError`."""
+    import requests
+    from taxii2client.exceptions import TAXIIServiceException
+
+    try:
+        return fn()
+    except requests.HTTPError as exc:
+        code = exc.response.status_code if exc.response is not None else 0
+        text = _HTTP_REASON.get(code, f"the server answered HTTP {code}").format(c=rc.collection)
+        raise DeliveryError(f"{rc.name} ({rc.api_root}): {text}") from None
+    except requests.ConnectionError as exc:
+        raise DeliveryError(f"{rc.name}: cannot reach {rc.api_root} ({_short(exc)})") from None
+    except requests.Timeout:
+        raise DeliveryError(f"{rc.name}: {rc.api_root} did not answer within "
+                            f"{rc.timeout_s:g}s") from None
+    except (requests.RequestException, TAXIIServiceException, ValueError, KeyError) as exc:
+        raise DeliveryError(f"{rc.name} ({rc.api_root}): {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "certificate verify failed",
+                   "timed out"):
+        if marker in text:
+            return marker.lower()
+    return text[:300]
+
+
+def push_row(target: Any, objects: list[dict[str, Any]], done: int, pending: str) -> Outcome:
+    """Push the parts of one report not yet acknowledged (``done`` of them are).
+
+    ``pending`` is the status id of a part the server had not finished; it is
+    asked first.  Returns the new state; never raises :class:`DeliveryError`.
+    """
+    try:
+        parts = split_envelopes(objects, target.max_content_length())
+        if pending:
+            state, failed = target.status(pending)
+            if failed:
+                return Outcome("failed", len(parts), done, "", f"the server refused: {failed}")
+            if state != "complete":
+                return Outcome("sent", len(parts), done, pending)
+            done += 1
+        for part in parts[done:]:
+            sid, state, failed = target.add(envelope_bytes(part))
+            if failed:
+                return Outcome("failed", len(parts), done, "", f"the server refused: {failed}")
+            if state != "complete":
+                return Outcome("sent", len(parts), done, sid)
+            done += 1
+        return Outcome("acknowledged", len(parts), done)
+    except (DeliveryError, OtSentryError) as exc:
+        return Outcome("failed", 0, done, "", str(exc))
+
+
+def _lease(engine: Engine, cfg: ReportingConfig, now: int, limit: int) -> Pushed | None:
+    with job(engine, "upstream", now) as taken:
+        if taken is None:
+            return None
+        conn, _ = taken
+        out = Pushed(True, schedule(conn, cfg, now), warnings=warn_due(conn, cfg, now))
+        rows = conn.execute(select(R.id).where(
+            R.status.in_(("queued", "failed", "sent", "sending")), R.next_try_ns <= now,
+            R.lease_ns <= now).order_by(R.due_ns, R.id).limit(limit)).scalars().all()
+        if rows:
+            conn.execute(update(S.upstream_reports).where(R.id.in_(rows)).values(
+                lease_ns=now + int(LEASE_S * _NS)))
+        out.outcomes = {rid: Outcome("sending", 0, 0) for rid in rows}
+        return out
+
+
+def push_once(engine: Engine, cfg: ReportingConfig, *, now: int | None = None, limit: int = 20,
+              connect: Callable[[Recipient], Any] = TaxiiCollection) -> Pushed:
+    """One run of the push job (see the module docstring); ``connect`` opens a recipient's
+    collection (the real TAXII client unless a test passes another real server's)."""
+    now = time.time_ns() if now is None else now
+    pushed = _lease(engine, cfg, now, limit)
+    if pushed is None:
+        return Pushed()
+    for w in pushed.warnings:
+        (log().error if w["overdue"] else log().warning)(
+            "report overdue" if w["overdue"] else "report due soon", **w)
+    targets: dict[str, Any] = {}
+    try:
+        for rid in list(pushed.outcomes):
+            pushed.outcomes[rid] = _push_one(engine, cfg, rid, targets, connect, now)
+    finally:
+        for t in targets.values():
+            t.close()
+    return pushed
+
+
+def _push_one(engine: Engine, cfg: ReportingConfig, rid: int, targets: dict[str, Any],
+              connect: Callable[[Recipient], Any], now: int) -> Outcome:
+    with write(engine) as conn:
+        row = conn.execute(select(S.upstream_reports).where(R.id == rid)).one()
+    rc = cfg.recipient(row.recipient)
+    if rc is None:
+        outcome = Outcome("failed", row.parts, row.parts_done, "",
+                          f"no [[upstream]] recipient named {row.recipient!r} in the config")
+    else:
+        if rc.name not in targets:
+            targets[rc.name] = connect(rc)
+        outcome = push_row(targets[rc.name], json.loads(row.bundle), row.parts_done,
+                           row.status_ids if row.status == "sent" else "")
+    _record(engine, cfg, row, outcome, now)
+    return outcome
+
+
+def _record(engine: Engine, cfg: ReportingConfig, row: Any, o: Outcome, now: int) -> None:
+    values: dict[str, Any] = {"status": o.status, "parts": o.parts, "parts_done": o.parts_done,
+                              "status_ids": o.status_ids, "reason": o.reason, "lease_ns": 0,
+                              "attempts": row.attempts + 1, "updated_ns": now}
+    if o.status == "failed":
+        delay = min(cfg.retry_max_s, cfg.retry_initial_s * 2 ** min(row.attempts, 30))
+        values["next_try_ns"] = now + int(delay * _NS)
+        log().warning("report push failed; will retry", incident=row.incident,
+                      recipient=row.recipient, stage=row.stage, reason=o.reason,
+                      retry_in_s=round(delay, 1))
+    else:
+        values["next_try_ns"] = now + int(cfg.retry_initial_s * _NS) if o.status == "sent" else 0
+        values["sent_ns"] = row.sent_ns or now
+        if o.status == "acknowledged":
+            values["acked_ns"] = now
+            log().info("report acknowledged", incident=row.incident, recipient=row.recipient,
+                       stage=row.stage, parts=o.parts)
+    with write(engine) as conn:
+        # Only if nobody rebuilt the row meanwhile (a rebuild resets the lease to 0).
+        conn.execute(update(S.upstream_reports).where(
+            R.id == row.id, R.lease_ns == row.lease_ns).values(**values))
+
+
+async def run_upstream(engine: Engine, cfg: ReportingConfig, stop: asyncio.Event) -> None:
+    """Run :func:`push_once` every ``[reporting] interval`` until ``stop`` is set (in ``serve``)."""
+    if not cfg.recipients and not cfg.automatic:
+        return
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(push_once, engine, cfg)
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a while; retry
+            log().warning("upstream job failed; retrying", error=str(exc))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=cfg.interval_s)
+        except TimeoutError:
+            pass
