@@ -171,8 +171,7 @@ async def _tail(args: argparse.Namespace, req: feed_pb2.SubscribeRequest) -> int
         print(f"feed: {explain_rpc_error(err)}; retrying in {delay:.0f} s", file=sys.stderr)
 
     async for ev in _client(args).events(req, resume=True, on_retry=retry):
-        if ev.WhichOneof("body") != "progress":
-            show(ev)
+        show(ev)
     return 0
 
 
