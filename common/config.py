@@ -87,7 +87,7 @@ class CollectorLink:
     backoff_max_s: float = 60.0
     status_interval_s: float = 60.0
     #: Renew the certificate once less than this part of its validity remains (0: never).
-    renew_fraction: float = 1 / 3
+    renew_fraction: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +409,7 @@ def _collector(r: _Reader, data: dict, state: Path, base: Path) -> CollectorLink
         backoff_initial_s=r.duration(c, "collector.backoff_initial", 0.5),
         backoff_max_s=r.duration(c, "collector.backoff_max", 60.0),
         status_interval_s=r.duration(c, "collector.status_interval", 60.0, 0.1),
-        renew_fraction=r.number(c, "collector.renew_fraction", 1 / 3, 0.0, 0.9),
+        renew_fraction=r.number(c, "collector.renew_fraction", 0.3, 0.0, 0.9),
     )
     if link.backoff_max_s < link.backoff_initial_s:
         r.fail("collector.backoff_max", "a duration at least collector.backoff_initial")
