@@ -90,18 +90,32 @@ class TaxiiCollection:
     def max_content_length(self) -> int:
         return int(_call(self.rc, lambda: self.root.max_content_length))
 
-    def add(self, body: bytes) -> tuple[str, str, str]:
-        """POST one envelope; returns (status id, "complete" or "pending", failure text)."""
+    def add(self, body: bytes) -> tuple[str, str, list[dict[str, Any]]]:
+        """POST one envelope; returns (status id, "complete" or "pending", failures)."""
         st = _call(self.rc, lambda: self.collection.add_objects(body, wait_for_completion=False))
-        return st.id, st.status, _failures(st)
+        return st.id, st.status, list(getattr(st, "failures", None) or [])
 
-    def status(self, status_id: str) -> tuple[str, str]:
-        """("complete" or "pending", failure text) of an earlier POST."""
+    def status(self, status_id: str) -> tuple[str, list[dict[str, Any]]]:
+        """("complete" or "pending", failures) of an earlier POST."""
         from taxii2client.v21 import Status
 
         st = Status(f"{self.rc.api_root}status/{status_id}/", conn=self.root._conn)
         _call(self.rc, st.refresh)
-        return st.status, _failures(st)
+        return st.status, list(getattr(st, "failures", None) or [])
+
+    def present(self, ids: list[str]) -> dict[str, set[str]]:
+        """id -> the versions the collection holds, from its manifest (for ``ids``)."""
+        out: dict[str, set[str]] = {}
+        for i in range(0, len(ids), 50):
+            filters = {"match[id]": ",".join(ids[i:i + 50]), "match[version]": "all"}
+            page: dict[str, Any] = {"more": True}
+            while page.get("more"):
+                if page.get("next"):
+                    filters["next"] = page["next"]
+                page = _call(self.rc, lambda: self.collection.get_manifest(**filters))
+                for m in page.get("objects", []):
+                    out.setdefault(m["id"], set()).add(m.get("version", ""))
+        return out
 
     def close(self) -> None:
         self.root.close()
@@ -114,12 +128,34 @@ def _with_timeout(request: Callable[..., Any], timeout_s: float) -> Callable[...
     return call
 
 
-def _failures(st: Any) -> str:
-    if not getattr(st, "failure_count", 0):
+def _refused(target: Any, part: list[dict[str, Any]], failures: list[dict[str, Any]]) -> str:
+    """Why the server refused objects of ``part`` ("" when every "failure" is an object it
+    already holds in that version: a re-push, which TAXII servers may report as a failure)."""
+    if not failures:
         return ""
-    fails = getattr(st, "failures", None) or []
-    return "; ".join(f"{f.get('id')}: {f.get('message', 'refused')}" for f in fails[:5]) or \
-        f"{st.failure_count} object(s) refused"
+    mine = {o["id"]: o.get("modified") for o in part}
+    held = target.present(sorted({f.get("id", "") for f in failures} & set(mine)))
+    real = [f for f in failures if f.get("id") not in mine or not _holds(
+        held.get(f["id"], set()), mine[f["id"]])]
+    return "; ".join(f"{f.get('id')}: {f.get('message', 'refused')}" for f in real[:5])
+
+
+def _holds(versions: set[str], modified: str | None) -> bool:
+    """The manifest's versions include ``modified`` (any version for an unversioned object)."""
+    if modified is None:
+        return bool(versions)
+    want = _instant(modified)
+    return any(_instant(v) == want for v in versions)
+
+
+def _instant(stamp: str) -> str:
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 _HTTP_REASON = {
@@ -168,19 +204,19 @@ def push_row(target: Any, objects: list[dict[str, Any]], done: int, pending: str
     """
     try:
         parts = split_envelopes(objects, target.max_content_length())
-        if pending:
-            state, failed = target.status(pending)
-            if failed:
-                return Outcome("failed", len(parts), done, "", f"the server refused: {failed}")
+        if pending and done < len(parts):
+            state, failures = target.status(pending)
             if state != "complete":
                 return Outcome("sent", len(parts), done, pending)
+            if refused := _refused(target, parts[done], failures):
+                return Outcome("failed", len(parts), done, "", f"the server refused {refused}")
             done += 1
         for part in parts[done:]:
-            sid, state, failed = target.add(envelope_bytes(part))
-            if failed:
-                return Outcome("failed", len(parts), done, "", f"the server refused: {failed}")
+            sid, state, failures = target.add(envelope_bytes(part))
             if state != "complete":
                 return Outcome("sent", len(parts), done, sid)
+            if refused := _refused(target, part, failures):
+                return Outcome("failed", len(parts), done, "", f"the server refused {refused}")
             done += 1
         return Outcome("acknowledged", len(parts), done)
     except (DeliveryError, OtSentryError) as exc:
