@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,9 @@ from otsentry.collector.web._auth import der_to_chain
 from otsentry.common.errors import PkiError
 
 __all__ = ["WebServer"]
+
+# uvicorn narrates start-up at INFO in its own format; "dashboard listening" says it once.
+logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 class _CertH11Protocol(H11Protocol):
