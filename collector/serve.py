@@ -76,8 +76,8 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     """Run the server on the store at ``db`` (default: SQLite at [store] path) until a stop signal.
 
     The schema is upgraded first (safe with several replicas starting at once);
-    correlation and retention run in the background on every replica, coordinated
-    through the database.
+    correlation, retention and the push of reports to the [[upstream]] recipients
+    run in the background on every replica, coordinated through the database.
     """
     from otsentry.collector.correlate import Rules, run_jobs
     from otsentry.collector.feed import FeedHub
@@ -109,6 +109,9 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
         loop.add_signal_handler(sig, stop.set)
     jobs = asyncio.create_task(run_jobs(store, rules if isinstance(rules, Rules) else Rules(),
                                         stop, wake=wake, retention_days=retention_days))
+    from otsentry.collector.upstream import run_upstream
+
+    upstream = asyncio.create_task(run_upstream(store.engine, cfg.reporting, stop))
     dashboard = None
     if web or cfg.web.listen:
         from otsentry.collector.web_cmd import start_dashboard
@@ -121,7 +124,7 @@ async def serve(cfg: CollectorConfig, *, db: str | None = None, rules: object = 
     log().info("collector stopping")
     await server.stop(2.0)
     await feed.stop()
-    await asyncio.gather(jobs, watchdog, *([dashboard] if dashboard else []))
+    await asyncio.gather(jobs, watchdog, upstream, *([dashboard] if dashboard else []))
     if metrics is not None:
         metrics.close()
     store.close()
