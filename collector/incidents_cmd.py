@@ -1,4 +1,4 @@
-"""``otsentry-collector incidents``: list incidents, or show one with its members."""
+"""``otsentry-collector incidents``: list incidents, show one, declare one significant, add notes."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 
 from otsentry.collector.db_cmd import add_db_option
-from otsentry.collector.store import Store, default_url, read
+from otsentry.collector.store import Store, default_url, read, write
 from otsentry.collector.store import _schema as S
+from otsentry.collector.upstream import add_note, declare, incident_report_status
 from otsentry.common.errors import OtSentryError
 from otsentry.common.finding import Severity
 
 __all__ = ["SUMMARY", "add_arguments", "run", "ACTIONS", "list_incidents", "incident_detail"]
 
-SUMMARY = "list the incidents correlated from findings, or show one"
+SUMMARY = "list the incidents correlated from findings, show one, declare one, add notes"
 
 HELP = """\
 Incidents group findings: one source tripping several detectors at a site
@@ -31,6 +32,13 @@ examples:
   otsentry-collector incidents list --site plant1 --min-severity high
   otsentry-collector incidents show 12               # members, sites, techniques
   otsentry-collector incidents show 12 --json
+  otsentry-collector incidents declare 12            # significant: start the reporting clocks
+  otsentry-collector incidents note 12 "PLC restarted by the operator, not the attacker"
+
+Declaring an incident starts the NIS2-style clocks of every [[upstream]]
+recipient in the collector's config (early warning, notification, final
+report); 'show' gives each stage's due time and delivery status (queued,
+sent, acknowledged, or failed with the reason).  Notes go into the next report.
 """
 
 I, F, M, H = S.incidents.c, S.findings.c, S.incident_members.c, S.asset_history.c
@@ -51,7 +59,22 @@ def list_incidents(conn: Connection, *, site: str | None = None, min_severity: i
     if site:
         q = q.where(I.sites.like(f"%,{site},%"))
     rows = conn.execute(q.order_by(I.last_ns.desc(), I.id.desc()).limit(limit)).mappings()
-    return [_incident(r) for r in rows]
+    out = [_incident(r) for r in rows]
+    for d in out:
+        d["reporting"] = _reporting_summary(incident_report_status(conn, d["id"]))
+    return out
+
+
+def _reporting_summary(stages: list[dict[str, Any]]) -> str:
+    """One word for the list: overdue, failed, the next due time, or acknowledged."""
+    if not stages:
+        return ""
+    if any(s["overdue"] for s in stages):
+        return "OVERDUE"
+    if any(s["status"] == "failed" for s in stages):
+        return "failed"
+    owed = sorted((s["due"], s["stage"]) for s in stages if s["status"] != "acknowledged")
+    return f"{owed[0][1]} due {owed[0][0][:16]}Z" if owed else "acknowledged"
 
 
 def _incident(r: Any) -> dict[str, Any]:
@@ -82,6 +105,16 @@ def incident_detail(conn: Connection, iid: int) -> dict[str, Any] | None:
         for h in conn.execute(select(S.asset_history).join(S.incident_members, and_(
             M.member_kind == "asset-change", M.ref == H.id)).where(M.incident == iid)
             .order_by(H.id))]
+    d = S.incident_declarations.c
+    declared = conn.execute(select(d.declared_ns, d.by).where(d.incident == iid)).first()
+    out["declared"] = _when(declared.declared_ns) if declared else ""
+    out["declared_by"] = declared.by if declared else ""
+    n = S.incident_notes.c
+    out["notes"] = [{"id": x.id, "author": x.author, "created": _when(x.created_ns), "text": x.text}
+                    for x in conn.execute(select(S.incident_notes).where(n.incident == iid)
+                                          .order_by(n.id))]
+    out["reporting"] = [{k: v for k, v in r.items() if k != "due_ns"}
+                        for r in incident_report_status(conn, iid)]
     return out
 
 
@@ -89,10 +122,11 @@ def _print_list(rows: list[dict[str, Any]]) -> None:
     if not rows:
         print("no incidents")
         return
-    print(f"{'ID':>5}  {'SEVERITY':<8}  {'RULE':<21}  {'SITES':<20}  {'N':>4}  {'LAST':<20}  TITLE")
+    print(f"{'ID':>5}  {'SEVERITY':<8}  {'RULE':<21}  {'SITES':<20}  {'N':>4}  {'LAST':<20}  "
+          f"{'REPORTING':<34}  TITLE")
     for r in rows:
         print(f"{r['id']:>5}  {r['severity']:<8}  {r['rule']:<21}  {','.join(r['sites']):<20}  "
-              f"{r['members']:>4}  {r['last']:<20}  {r['title']}")
+              f"{r['members']:>4}  {r['last']:<20}  {r['reporting'] or '-':<34}  {r['title']}")
 
 
 def _print_one(d: dict[str, Any]) -> None:
@@ -109,6 +143,27 @@ def _print_one(d: dict[str, Any]) -> None:
         print("\ndevice identity changes:")
         for h in d["asset_changes"]:
             print(f"  {h['site']:<12} {h['agent']:<28} {json.dumps(h['device_id_change'])}")
+    _print_reporting(d)
+
+
+def _print_reporting(d: dict[str, Any]) -> None:
+    if d["notes"]:
+        print("\nnotes:")
+        for n in d["notes"]:
+            print(f"  {n['created']}  {n['author']}: {n['text']}")
+    if not d["declared"]:
+        print("\nreporting: not declared (otsentry-collector incidents declare "
+              f"{d['id']} starts the clocks)")
+        return
+    print(f"\nreporting: declared {d['declared']} by {d['declared_by']}")
+    for r in d["reporting"]:
+        flag = "  OVERDUE" if r["overdue"] else "  due soon" if r["due_soon"] else ""
+        why = f"  ({r['reason']}; retry {r['next_try']})" if r["status"] == "failed" else ""
+        print(f"  {r['recipient']:<12} {r['stage']:<14} due {r['due']:<25} "
+              f"{r['status']:<12}{flag}{why}")
+    if not d["reporting"]:
+        print("  no stages yet: the push job of 'serve' schedules them for each [[upstream]] "
+              "recipient whose sharing policy lets this incident leave")
 
 
 def _list(args: argparse.Namespace, conn: Connection) -> int:
@@ -131,7 +186,36 @@ def _show(args: argparse.Namespace, conn: Connection) -> int:
     return 0
 
 
-#: action -> (help, add its arguments, run it in a read transaction).
+def _declare(args: argparse.Namespace, conn: Connection) -> int:
+    import time
+
+    started = declare(conn, args.id, args.by or _user(), time.time_ns())
+    print(f"incident {args.id}: reporting clocks started {_when(started)}; 'serve' sends the "
+          "early warning to every [[upstream]] recipient whose sharing policy allows it")
+    return 0
+
+
+def _note(args: argparse.Namespace, conn: Connection) -> int:
+    import time
+
+    nid = add_note(conn, args.id, args.author or _user(), " ".join(args.text), time.time_ns())
+    print(f"incident {args.id}: note {nid} added; it goes into the next report")
+    return 0
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "analyst"
+
+
+#: Actions that write (the others run in a read transaction).
+_WRITES = {"declare", "note"}
+
+#: action -> (help, add its arguments, run it in a transaction).
 ACTIONS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                          Callable[[argparse.Namespace, Connection], int]]] = {
     "list": ("list incidents, newest activity first", lambda p: (
@@ -139,7 +223,16 @@ ACTIONS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
         p.add_argument("--min-severity", metavar="LEVEL",
                        help="info, low, medium, high or critical"),
         p.add_argument("--limit", type=int, default=100)), _list),
-    "show": ("one incident with its findings", lambda p: p.add_argument("id", type=int), _show),
+    "show": ("one incident with its findings, notes and reporting status",
+             lambda p: p.add_argument("id", type=int), _show),
+    "declare": ("declare an incident significant: start its reporting clocks", lambda p: (
+        p.add_argument("id", type=int),
+        p.add_argument("--by", metavar="NAME", help="who declares it (default: your login)")),
+        _declare),
+    "note": ("add an analyst's note, reported with the incident", lambda p: (
+        p.add_argument("id", type=int),
+        p.add_argument("text", nargs="+", help="the note (quote it)"),
+        p.add_argument("--author", metavar="NAME", help="default: your login")), _note),
 }
 
 
@@ -168,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             raise OtSentryError(str(exc)) from None
     store = Store(args.db or default_url())
     try:
-        with read(store.engine) as conn:
+        with (write if args.action in _WRITES else read)(store.engine) as conn:
             return ACTIONS[args.action][2](args, conn)
     finally:
         store.close()
