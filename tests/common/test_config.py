@@ -69,7 +69,10 @@ def test_agent_errors_name_key_and_line(tmp_path: Path, text: str, key: str, lin
 @pytest.mark.parametrize(("text", "key"), [
     ("[server]\nport = 70000\n", "server.port"),
     ('[server]\nmax_message_bytes = "1KiB"\n', "server.max_message_bytes"),
-    ("[web]\nport = 1\n", "web"),
+    ("[dashboard]\nport = 1\n", "dashboard"),
+    ("[web]\nport = 1\n", "web.port"),
+    ("[web]\nlisten = 8443\n", "web.listen"),
+    ('[web]\nlisten = "localhost"\n', "web.listen"),
 ])
 def test_collector_errors(tmp_path: Path, text: str, key: str) -> None:
     """The collector's config is checked the same way."""
