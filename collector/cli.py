@@ -17,6 +17,7 @@ _MODULES = {
     "serve": "otsentry.collector.serve",
     "db": "otsentry.collector.db_cmd",
     "incidents": "otsentry.collector.incidents_cmd",
+    "report": "otsentry.collector.report_cmd",
     "import": "otsentry.collector.import_cmd",
     "feed": "otsentry.collector.feed_cmd",
     "web": "otsentry.collector.web_cmd",
