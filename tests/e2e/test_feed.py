@@ -22,28 +22,10 @@ from otsentry.common.config import CollectorLink
 from otsentry.common.finding import Severity
 from tests.collector.conftest import Creds, Pki
 from tests.collector.store.helpers import finding
+from tests.collector.test_serve_store import _serve
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _serve(tmp: Path, pki: Pki, port: int) -> subprocess.Popen:
-    cfg = tmp / "collector.toml"
-    cfg.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\npki_dir = "{pki.ca.dir}"\n'
-                   f'[store]\npath = "{tmp / "collector.sqlite"}"\n')
-    log = (tmp / "serve.log").open("w")
-    proc = subprocess.Popen([str(BIN / "otsentry-collector"), "serve", "--config", str(cfg)],
-                            stdout=log, stderr=log)
-    import socket
-
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        assert proc.poll() is None, (tmp / "serve.log").read_text()
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.1)
-    raise AssertionError("serve did not listen")
 
 
 def _deliver(tmp: Path, agent: Creds, port: int, findings: list) -> None:
@@ -95,7 +77,7 @@ def _pki(tmp_path: Path) -> Pki:
 @pytest.fixture(name="collector")
 def _collector(tmp_path: Path, pki: Pki):  # type: ignore[no-untyped-def]
     port = free_port()
-    proc = _serve(tmp_path, pki, port)
+    proc = _serve(tmp_path, pki, f"sqlite:///{tmp_path / 'collector.sqlite'}", port)
     yield port
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
