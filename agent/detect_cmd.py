@@ -15,7 +15,9 @@ from otsentry.agent.detect import (
     load_baseline,
     load_config,
     parse_duration,
+    with_inventory,
 )
+from otsentry.agent.inventory import Inventory
 from otsentry.agent.detect._output import write_json_lines, write_pcaps, write_table
 from otsentry.common.finding import Severity, merge_all
 
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(config, baseline=baseline, learn_ns=args.learn,
                     agent_clock=lambda _ts: time.time_ns(), live=live)
     pcfg, kwargs = capture_options(args, ring_frames=RING_FRAMES)
-    _pipe, error = run_pipeline(args.source, [engine], pcfg, **kwargs)
+    sinks = with_inventory(engine, Inventory())
+    _pipe, error = run_pipeline(args.source, sinks, pcfg, **kwargs)
     engine.finish()
     findings = sorted((f for f in merge_all(engine.drain()).values()
                        if f.severity >= args.min_severity),

@@ -285,7 +285,7 @@ class Agent:
             self._capture_done.set()
 
     def _capture_loop(self) -> None:
-        from otsentry.agent.detect import RING_FRAMES, Engine, load_baseline
+        from otsentry.agent.detect import RING_FRAMES, Engine, load_baseline, with_inventory
         from otsentry.agent.inventory import Inventory
         from otsentry.agent.outbox import Outbox
         from otsentry.agent.pipeline import Pipeline, PipelineConfig
@@ -299,7 +299,7 @@ class Agent:
                                        scope=cfg.agent_id, agent_clock=lambda _ts: time.time_ns(),
                                        live=live)
         inventory = Inventory(state_dir=self.state_dir)
-        self._pipe = pipe = Pipeline([inventory, engine], PipelineConfig(
+        self._pipe = pipe = Pipeline(with_inventory(engine, inventory), PipelineConfig(
             ports=cap.ports, heuristic=cap.heuristic, ring_frames=RING_FRAMES))
         outbox = Outbox(self.outbox_path, **self._bounds())
         self._src = src = open_source(self.source, bpf=cap.bpf)

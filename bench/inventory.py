@@ -104,6 +104,8 @@ def run_variant(frames: list, variant: str, learn_ns: int | None) -> tuple[float
     from otsentry.agent.inventory import Inventory
     from otsentry.agent.pipeline import Pipeline, PipelineConfig
 
+    from otsentry.agent.detect import with_inventory
+
     sinks: list = []
     inv = engine = None
     if variant in ("inventory", "both"):
@@ -111,7 +113,8 @@ def run_variant(frames: list, variant: str, learn_ns: int | None) -> tuple[float
         sinks.append(inv)
     if variant in ("detect", "both"):
         engine = Engine(learn_ns=learn_ns)
-        sinks.append(engine)
+        # both: wired as the agent runs them (names and identity changes from the inventory)
+        sinks = with_inventory(engine, inv) if inv is not None else [engine]
     pipe = Pipeline(sinks, PipelineConfig(ring_frames=RING_FRAMES if engine else 0))
     feed = pipe.feed
     start = time.perf_counter()

@@ -32,11 +32,11 @@ from otsentry.agent.detect._entry import TECHNIQUES, Entry, Knob
 from otsentry.agent.detect._learner import Learner
 from otsentry.agent.detect._pcap import pcap_slice
 from otsentry.agent.detect._registry import FAMILIES, catalogue
-from otsentry.agent.detect._runner import RING_FRAMES, detect_file, detect_frames
+from otsentry.agent.detect._runner import RING_FRAMES, detect_file, detect_frames, with_inventory
 
 __all__ = [
     "Baseline", "Cycle", "Envelope", "FORMAT", "VERSION", "baseline_from_dict", "dump_baseline",
     "load_baseline", "DetectConfig", "L2Config", "Rule", "config_from_dict", "load_config",
     "parse_duration", "Engine", "TECHNIQUES", "Entry", "Knob", "Learner", "pcap_slice",
-    "FAMILIES", "catalogue", "RING_FRAMES", "detect_file", "detect_frames",
+    "FAMILIES", "catalogue", "RING_FRAMES", "detect_file", "detect_frames", "with_inventory",
 ]

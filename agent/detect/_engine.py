@@ -104,6 +104,7 @@ class Engine:
         self._new_flow: list = []
         self._new_end: list = []
         self._tick: list = []
+        self._changes: dict[str, list] = {}
         for fam in self.families:
             if self.mode not in fam.MODES:
                 continue
@@ -115,6 +116,8 @@ class Engine:
                 self._ev.setdefault(kind, []).append(getattr(fam, method))
             for status, method in fam.STATUSES.items():
                 self._status.setdefault(status, []).append(getattr(fam, method))
+            for kind, method in fam.CHANGES.items():
+                self._changes.setdefault(kind, []).append(getattr(fam, method))
             for hooks, name in ((self._every, fam.EVERY_TX), (self._new_flow, fam.NEW_FLOW),
                                 (self._new_end, fam.NEW_END), (self._tick, fam.TICK)):
                 if name:
@@ -185,6 +188,15 @@ class Engine:
                 polls[key] = n + 1
             if client not in hosts:
                 hosts.put_new(client, t.first.ts)  # first seen (capture time)
+
+    def inventory_change(self, change: Any) -> None:
+        """One change of the inventory (:class:`InventoryChange`), as it happens.
+
+        Wire it with ``inventory.listeners.append(engine.inventory_change)``; the
+        inventory must run before the engine in the pipeline's sinks.
+        """
+        for hook in self._changes.get(change.kind, ()):
+            hook(change)
 
     def _on_tick(self, ts: int) -> None:
         self._next_tick = ts + _TICK_NS

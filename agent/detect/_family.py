@@ -14,7 +14,9 @@ never adds a branch to the hot path:
 - ``NEW_FLOW``: method name called with ``(flow, ts)`` the first time a flow is seen;
 - ``NEW_END``: method name called with ``(flow, ts)`` whenever a frame from a further end of
   the flow has been seen (``flow.seen_ends`` grew), so that end's own link details are known;
-- ``TICK``: method name called with ``(ts)`` once a second of capture time.
+- ``TICK``: method name called with ``(ts)`` once a second of capture time;
+- ``CHANGES``: inventory change kind -> method name, called with ``(change)`` for each
+  change the inventory makes (when the engine listens to one: ``Engine.inventory_change``).
 
 ``MODES`` says when the hooks run: ``plain`` (no baseline), ``learning``,
 ``protect``.  Knobs are read from ``self.knob(entry_id, name)``: the config's
@@ -49,6 +51,7 @@ class Family:
     NEW_FLOW: ClassVar[str | None] = None
     NEW_END: ClassVar[str | None] = None
     TICK: ClassVar[str | None] = None
+    CHANGES: ClassVar[dict[str, str]] = {}
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -12,6 +12,7 @@ from otsentry.agent.detect._entry import Entry
 from otsentry.agent.detect._fc8 import Diagnostics
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._functions import Functions
+from otsentry.agent.detect._identity import Identity
 from otsentry.agent.detect._l2 import MacChange
 from otsentry.agent.detect._learned import Learned
 from otsentry.agent.detect._policy import WritePolicy
@@ -27,7 +28,7 @@ __all__ = ["FAMILIES", "ENGINE_ENTRIES", "catalogue"]
 
 FAMILIES: Final[tuple[type[Family], ...]] = (
     Diagnostics, Recon, Umas, Functions, WritePolicy, Protocol, MacChange, Scans, Rates,
-    Learned, ProcessValues,
+    Learned, ProcessValues, Identity,
 )
 
 #: Findings the engine itself makes about its own losses (DESIGN principle 4).

@@ -10,10 +10,22 @@ from otsentry.agent.detect._engine import Engine
 from otsentry.agent.pipeline import Pipeline, PipelineConfig
 from otsentry.common.finding import Finding, merge_all
 
-__all__ = ["detect_frames", "detect_file", "RING_FRAMES"]
+__all__ = ["detect_frames", "detect_file", "with_inventory", "RING_FRAMES"]
 
 #: Raw frames kept per flow for evidence pcap slices.
 RING_FRAMES = 64
+
+
+def with_inventory(engine: Engine, inventory: Any) -> list[Any]:
+    """The pipeline's sinks for an inventory and an engine, wired to each other.
+
+    Findings then name their assets as the inventory knows them, and the
+    inventory's identity changes (FC43/14, FC17, TLS certificate) reach the engine.
+    The inventory runs first, so the engine sees this packet's changes.
+    """
+    engine.asset_name = inventory.asset_name
+    inventory.listeners.append(engine.inventory_change)
+    return [inventory, engine]
 
 
 def detect_frames(frames: Iterable[tuple[int, int, bytes]], config: DetectConfig | None = None,
@@ -25,8 +37,11 @@ def detect_frames(frames: Iterable[tuple[int, int, bytes]], config: DetectConfig
         The engine (for its counters and, after learning, ``engine.baseline``) and the
         final revision of every finding, ordered by first occurrence.
     """
+    from otsentry.agent.inventory import Inventory
+
     engine = Engine(config, baseline=baseline, learn_ns=learn_ns)
-    pipe = Pipeline([engine], pipeline_config or PipelineConfig(ring_frames=RING_FRAMES))
+    pipe = Pipeline(with_inventory(engine, Inventory()),
+                    pipeline_config or PipelineConfig(ring_frames=RING_FRAMES))
     revisions: list[Finding] = []
     feed = pipe.feed
     for ts, linktype, data in frames:

@@ -25,6 +25,7 @@ packets (the per-flow caches are bounded too).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -122,6 +123,8 @@ class Inventory:
         self._by_ip: dict[str, list[Asset]] = {}
         self._cycles: dict[tuple, Cycle] = {}
         self._changes: list[InventoryChange] = []
+        #: called with each change as it happens (the detection engine listens here)
+        self.listeners: list[Callable[[InventoryChange], None]] = []
         self._flows: dict[Any, _FlowCtx | None] = {}
         #: state that did not fit the limits: {"assets": n, "cycles": n, "changes": n, ...}
         self.dropped: dict[str, int] = {}
@@ -436,7 +439,10 @@ class Inventory:
         if len(self._changes) >= self.limits.max_changes:
             self._changes.pop(0)
             self._drop("changes")
-        self._changes.append(InventoryChange(kind, ts, a.ip, a.mac, a.vlan, unit, detail))
+        change = InventoryChange(kind, ts, a.ip, a.mac, a.vlan, unit, detail)
+        self._changes.append(change)
+        for listener in self.listeners:
+            listener(change)
 
     def _drop(self, what: str) -> None:
         self.dropped[what] = self.dropped.get(what, 0) + 1
@@ -531,6 +537,26 @@ class Inventory:
         found = [a for a in self._by_ip.get(ip, ())
                  if (mac is None or a.mac == mac) and (vlan is None or a.vlan == vlan)]
         return max(found, key=lambda a: a.last_ts) if found else None
+
+    def asset_name(self, ip: str) -> str:
+        """A short name for findings: the device identification's vendor and product
+        (``Schneider Electric BMX P34 2020``), else the FC17 server id text, else the MAC
+        vendor; "" when nothing is known of ``ip``."""
+        assets = self._by_ip.get(ip)
+        if not assets:
+            return ""
+        fallback = ""
+        for a in sorted(assets, key=lambda a: -a.last_ts):
+            for unit in sorted(a.devices):
+                dev = a.devices[unit]
+                ident = dev.device_id
+                name = " ".join(x for x in (ident.get(0, ""), ident.get(1) or ident.get(4, ""))
+                                if x).strip()
+                if name:
+                    return name
+                fallback = fallback or (dev.server_id_text or "").strip()
+            fallback = fallback or (a.vendor or "")
+        return fallback
 
     def cycles(self) -> list[dict[str, Any]]:
         """Polling cycles as JSON values, ordered by client, server, unit, function, range."""

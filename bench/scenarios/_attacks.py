@@ -34,6 +34,15 @@ def device_id(wire: Wire) -> None:
     _many(wire, [conv.exchange(43, read_code=1), conv.exchange(17)])
 
 
+def firmware_change(wire: Wire) -> None:
+    """The engineering station reads the PLC's identity before and after its firmware changed."""
+    conv = Conversation(unit=1)
+    ident = ((0, b"Schneider Electric"), (1, b"BMX P34 2020"), (2, b"v3.10"))
+    for at, objects in ((5, ident), (40, (*ident[:2], (2, b"v3.99")))):
+        conn, ts = attacker(wire, "10.0.0.12", at=at)
+        wire.exchange(conn, ts, *conv.exchange(43, read_code=1, objects=objects))
+
+
 def umas(wire: Wire) -> None:
     conv = Conversation(unit=0)
     _many(wire, [conv.exchange(90, function=f) for f in (0x02, 0x10, 0x41, 0x30, 0x31, 0x32, 0x33, 0x34, 0x40)])

@@ -109,6 +109,8 @@ def scenarios() -> list[Scenario]:
         sc("fc8-clear-counters", a.fc8(10), "modbus.fc8-clear-counters"),
         sc("fc8-echo", a.fc8(0), "modbus.fc8-other"),
         sc("device-id-reads", a.device_id, "modbus.device-id", "modbus.report-server-id"),
+        sc("firmware-change", a.firmware_change, "inventory.device-id-change",
+           "modbus.device-id"),
         sc("umas-engineering", a.umas, "umas.start-stop", "umas.program-download",
            "umas.program-upload", "umas.reservation"),
         sc("nonstandard-functions", a.nonstandard, "modbus.nonstandard-function"),
