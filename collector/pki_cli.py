@@ -70,7 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="where to write the certificate (default: CSR with .crt)")
     p.add_argument("--days", type=int, default=DEFAULT_DAYS["agent"],
                    help=f"validity in days (default: {DEFAULT_DAYS['agent']})")
-    p = sub.add_parser("token", help="make a one-time token to enrol one agent online")
+    p = sub.add_parser("token", help="make a one-time token to enrol one agent online",
+                       description="Make a one-time token that enrols exactly one agent "
+                       "(--site, --agent) at this collector's [server] enroll_port.  The token "
+                       "is printed once, with the CA fingerprint and the command to run on the "
+                       "agent box; only its hash is kept.  It works once, until --ttl has passed.")
     p.add_argument("--site", required=True, help="the agent's site (plant) name")
     p.add_argument("--agent", required=True, help="the agent's name within the site")
     p.add_argument("--ttl", default="24h", metavar="DURATION",
