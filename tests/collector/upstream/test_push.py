@@ -1,0 +1,188 @@
+"""Reports pushed to a real TAXII 2.1 server (medallion): read back, re-push, outages, refusals."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from otsentry.collector.store import Store, read, write
+from otsentry.collector.store import _schema as S
+from otsentry.collector.upstream import (add_note, declare, incident_report_status, parse_bundle,
+                                         push_once)
+from otsentry.collector.upstream.testing import TaxiiServer
+from otsentry.common.upstream_config import Deadlines, Recipient
+from sqlalchemy import select, update
+
+from tests.collector.upstream.conftest import ATTACKER, make_incident, recipient, reporting, validate
+
+NS = 1_000_000_000
+HOUR = 3600 * NS
+
+
+@pytest.fixture(name="sqlite_store")
+def _sqlite_store(tmp_path: Path, sqlite_template: Path) -> Iterator[Store]:
+    path = tmp_path / "collector.sqlite"
+    shutil.copyfile(sqlite_template, path)
+    store = Store(f"sqlite:///{path}")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _declare(store: Store, iid: int, at: int) -> None:
+    with write(store.engine) as conn:
+        declare(conn, iid, "ana", at)
+
+
+def _stages(store: Store, iid: int, now: int) -> dict[str, dict]:
+    with read(store.engine) as conn:
+        return {r["stage"]: r for r in incident_report_status(conn, iid, now)}
+
+
+def _bundle(taxii: TaxiiServer) -> dict:
+    return {"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000",
+            "objects": taxii.objects()}
+
+
+def test_push_and_read_back(store: Store, taxii: TaxiiServer) -> None:
+    """A declared incident's early warning reaches the collection and reads back as valid STIX 2.1."""
+    iid = make_incident(store, client=ATTACKER)
+    now = store.clock()
+    _declare(store, iid, now)
+    pushed = push_once(store.engine, reporting(recipient(taxii)), now=now)
+    assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
+    stages = _stages(store, iid, now)
+    assert stages["early-warning"]["status"] == "acknowledged"
+    assert stages["notification"]["status"] == "waiting"
+    assert stages["final-report"]["due_ns"] - now == 30 * 24 * HOUR
+    back = _bundle(taxii)
+    validate(back)
+    types = {o["type"] for o in back["objects"]}
+    assert {"report", "incident", "sighting", "attack-pattern", "observed-data", "indicator",
+            "network-traffic", "identity", "marking-definition"} <= types
+    assert len(parse_bundle(back).objects) == len(back["objects"])
+    (ind,) = [o for o in back["objects"] if o["type"] == "indicator"]
+    assert ind["pattern"] == f"[ipv4-addr:value = '{ATTACKER}']"
+    assert any(m["id"].startswith("extension-definition--") for m in taxii.manifest())
+
+
+def test_repush_is_idempotent(sqlite_store: Store, taxii: TaxiiServer) -> None:
+    """Pushing the same report twice leaves one copy of each object version on the server."""
+    iid = make_incident(sqlite_store)
+    now = sqlite_store.clock()
+    _declare(sqlite_store, iid, now)
+    cfg = reporting(recipient(taxii))
+    push_once(sqlite_store.engine, cfg, now=now)
+    first = sorted((m["id"], m["version"]) for m in taxii.manifest())
+    with write(sqlite_store.engine) as conn:  # as if the acknowledgement had been lost
+        conn.execute(update(S.upstream_reports).where(S.upstream_reports.c.stage == "early-warning")
+                     .values(status="queued", parts_done=0))
+    pushed = push_once(sqlite_store.engine, cfg, now=now + NS)
+    assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
+    assert sorted((m["id"], m["version"]) for m in taxii.manifest()) == first
+
+
+def test_server_down_then_retried(sqlite_store: Store, taxii: TaxiiServer) -> None:
+    """With the server down the stage fails with the reason and is retried after the backoff."""
+    iid = make_incident(sqlite_store)
+    now = sqlite_store.clock()
+    _declare(sqlite_store, iid, now)
+    cfg = reporting(recipient(taxii))
+    taxii.stop()
+    push_once(sqlite_store.engine, cfg, now=now)
+    ew = _stages(sqlite_store, iid, now)["early-warning"]
+    assert ew["status"] == "failed" and "cannot reach" in ew["reason"] and ew["next_try"]
+    assert push_once(sqlite_store.engine, cfg, now=now + 5 * NS).outcomes == {}  # backoff: 10 s
+    taxii.restart()
+    pushed = push_once(sqlite_store.engine, cfg, now=now + 11 * NS)
+    assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
+    assert [o for o in taxii.objects() if o["type"] == "report"]
+
+
+def test_wrong_credentials(sqlite_store: Store, taxii: TaxiiServer) -> None:
+    """Wrong credentials fail the stage with a reason that names what to check."""
+    iid = make_incident(sqlite_store)
+    now = sqlite_store.clock()
+    _declare(sqlite_store, iid, now)
+    bad = Recipient("nicc", taxii.api_root, taxii.collection, "nicc", "not-the-password")
+    push_once(sqlite_store.engine, reporting(bad), now=now)
+    ew = _stages(sqlite_store, iid, now)["early-warning"]
+    assert ew["status"] == "failed"
+    assert "refused the credentials (HTTP 401)" in ew["reason"] and "password_file" in ew["reason"]
+    assert taxii.manifest() == []
+
+
+def test_oversized_bundle_is_split(sqlite_store: Store, tmp_path: Path) -> None:
+    """A report larger than max_content_length goes in several envelopes, all of them stored."""
+    with TaxiiServer.start(tmp_path / "small", max_content_length=3000) as taxii:
+        iid = make_incident(sqlite_store, client=ATTACKER)
+        now = sqlite_store.clock()
+        _declare(sqlite_store, iid, now)
+        pushed = push_once(sqlite_store.engine, reporting(recipient(taxii)), now=now)
+        (outcome,) = pushed.outcomes.values()
+        assert outcome.status == "acknowledged" and outcome.parts > 3
+        with read(sqlite_store.engine) as conn:
+            sent = conn.execute(select(S.upstream_reports.c.bundle).where(
+                S.upstream_reports.c.stage == "early-warning")).scalar_one()
+        assert len(sent) > 3000
+        assert {m["id"] for m in taxii.manifest()} == {o["id"] for o in parse_bundle(
+            {"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000",
+             "objects": __import__("json").loads(sent)}).objects}
+
+
+def test_changed_incident_is_a_new_version(sqlite_store: Store, taxii: TaxiiServer) -> None:
+    """A note after the early warning re-sends the report: the same id, a newer modified."""
+    iid = make_incident(sqlite_store)
+    now = sqlite_store.clock()
+    _declare(sqlite_store, iid, now)
+    cfg = reporting(recipient(taxii))
+    push_once(sqlite_store.engine, cfg, now=now)
+    with write(sqlite_store.engine) as conn:
+        add_note(conn, iid, "ana", "The operator confirmed 10.0.0.66 is not theirs", now + NS)
+    push_once(sqlite_store.engine, cfg, now=now + 2 * NS)
+    reports = [o for o in taxii.objects() if o["type"] == "report"]
+    assert len(reports) == 2 and len({r["id"] for r in reports}) == 1
+    assert len({r["modified"] for r in reports}) == 2
+    (note,) = [o for o in taxii.objects() if o["type"] == "note"]
+    assert "10.0.0.66" not in note["content"] and "authors" not in note
+    validate(_bundle(taxii))
+
+
+def test_stages_warnings_and_overdue(sqlite_store: Store, taxii: TaxiiServer) -> None:
+    """Later stages are queued before they are due; one that is not delivered in time is overdue."""
+    iid = make_incident(sqlite_store)
+    now = sqlite_store.clock()
+    _declare(sqlite_store, iid, now)
+    rc = recipient(taxii)
+    rc = Recipient(rc.name, rc.api_root, rc.collection, rc.username, rc.password,
+                   deadlines=Deadlines(1 * HOUR / NS, 3 * HOUR / NS, 10 * HOUR / NS, HOUR / NS))
+    cfg = reporting(rc, warn_before_s=3600)
+    push_once(sqlite_store.engine, cfg, now=now)
+    taxii.stop()
+    pushed = push_once(sqlite_store.engine, cfg, now=now + 2 * HOUR + NS)  # notification: send
+    assert [w["stage"] for w in pushed.warnings] == ["notification"]  # due in < 1 h
+    st = _stages(sqlite_store, iid, now + 2 * HOUR + NS)["notification"]
+    assert st["status"] == "failed" and st["due_soon"] and not st["overdue"]
+    pushed = push_once(sqlite_store.engine, cfg, now=now + 3 * HOUR + NS)
+    assert [(w["stage"], w["overdue"]) for w in pushed.warnings] == [("notification", True)]
+    assert _stages(sqlite_store, iid, now + 3 * HOUR + NS)["notification"]["overdue"]
+    assert not _stages(sqlite_store, iid, now + 3 * HOUR)["early-warning"]["overdue"]
+
+
+def test_automatic_rule_and_policy(sqlite_store: Store, taxii: TaxiiServer) -> None:
+    """An automatic rule starts the clock without a declaration; a policy above the incident's
+    severity, or without its kinds, sends nothing."""
+    iid = make_incident(sqlite_store)
+    now = sqlite_store.clock()
+    withheld = reporting(recipient(taxii, kinds=("modbus.fc8-restart",)),
+                         automatic=("site-source",))
+    assert push_once(sqlite_store.engine, withheld, now=now).outcomes == {}
+    assert _stages(sqlite_store, iid, now) == {}
+    with read(sqlite_store.engine) as conn:
+        assert conn.execute(select(S.incident_declarations.c.by)).scalar_one() == "rule"
+    pushed = push_once(sqlite_store.engine, reporting(recipient(taxii)), now=now)
+    assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
