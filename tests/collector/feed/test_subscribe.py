@@ -67,21 +67,18 @@ class TestResume:
                             finding(f"f{i}-{k}") for k in range(10)]))
                 producer = asyncio.create_task(produce())
                 rng, got, cursor = random.Random(3), [], 0
-                while not producer.done() or cursor < c.store.feed_head():
-                    stream = c.client().events(feed_pb2.SubscribeRequest(after=cursor))
-                    take = rng.randint(1, 30)
-                    async with asyncio.timeout(20):
-                        async for ev in stream:
-                            cursor = ev.cursor
-                            if ev.WhichOneof("body") == "progress":
-                                if producer.done() and cursor >= c.store.feed_head():
-                                    break
-                                continue
-                            got.append(ev.cursor)
-                            take -= 1
-                            if take == 0:
+                async with asyncio.timeout(60):
+                    while not producer.done() or cursor < c.store.feed_head():
+                        stream = c.client().events(feed_pb2.SubscribeRequest(after=cursor))
+                        for _ in range(rng.randint(1, 30)):
+                            try:  # idle for a second: reconnect (and re-check the end)
+                                ev = await asyncio.wait_for(anext(stream), 1.0)
+                            except TimeoutError:
                                 break
-                    await stream.aclose()
+                            cursor = ev.cursor
+                            if ev.WhichOneof("body") != "progress":
+                                got.append(ev.cursor)
+                        await stream.aclose()
                 await producer
                 with_all = [e.cursor for e in c.store.read_feed(0, 10_000)]
                 return got, with_all
