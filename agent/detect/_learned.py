@@ -19,6 +19,9 @@ from otsentry.common.finding import Severity
 
 __all__ = ["Learned"]
 
+#: Function codes whose requests carry an address range, so learned cycles can have them.
+POLLED: Final = (1, 2, 3, 4, 5, 6, 15, 16, 22, 23, 24)
+
 _S = Severity
 ENTRIES: Final = (
     Entry("baseline.new-master", "New master", _S.HIGH, ("T0848",),
@@ -61,6 +64,9 @@ class Learned(Family):
     MODES = frozenset({"protect"})
     EVERY_TX = "tx"
     TICK = "tick"
+    #: Polling is timed on requests as they are sent: an unanswered request only becomes a
+    #: transaction at its timeout, and a master that goes on asking has not stopped polling.
+    REQUESTS = {fc: "request" for fc in POLLED}
 
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
@@ -90,8 +96,6 @@ class Learned(Family):
         rng = read_range(req)
         if self._novel(tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
             self._new_write(tx, rng)
-        if rng is not None:
-            self._cycle((flow.client, flow.server, req.unit, fc, *rng), req.ts, tx)
         if tx.latency_ns is not None and tx.status == "ok":
             self._latency(tx, (flow.server, req.unit, fc))
 
@@ -136,7 +140,12 @@ class Learned(Family):
                     f"{flow.server} unit {req.unit}, a write never seen while learning.",
                     unit=req.unit, fc=req.fc, addresses=rng or (), frames=(req.frame,))
 
-    def _cycle(self, key: tuple, ts: int, tx: Any) -> None:
+    def request(self, msg: Any, flow: Any) -> None:
+        rng = read_range(msg)
+        if rng is not None:
+            self._cycle((flow.client, flow.server, msg.unit, msg.fc, *rng), msg.ts, msg, flow)
+
+    def _cycle(self, key: tuple, ts: int, msg: Any, flow: Any) -> None:
         last = self.last.get(key)
         if last is None:
             return
@@ -146,10 +155,10 @@ class Learned(Family):
             return
         cyc = self.b.cycles[key]
         if last and ts - last > cyc.period_ns * self.drift + cyc.jitter_ns:
-            self.report("baseline.polling-drift", key, ts, tx.flow,
+            self.report("baseline.polling-drift", key, ts, flow,
                         f"{key[0]} polled {key[1]} unit {key[2]} after {(ts - last) / 1e9:.1f} s "
                         f"instead of every {cyc.period_ns / 1e9:.2f} s.", unit=key[2], fc=key[3],
-                        addresses=(key[4],), frames=(tx.request.frame,))
+                        addresses=(key[4],), frames=(msg.frame,))
 
     def _latency(self, tx: Any, key: tuple) -> None:
         learned = self.b.latency.get(key)

@@ -51,9 +51,13 @@ def plant(wire: Wire, p: Plant) -> Conn:
             continue
         lat = 150_000_000 if p.slow_from is not None and sec >= p.slow_from else 2_000_000
         regs = (p.value0(sec), *range(200, 209))
-        if p.silent_from is not None and sec >= p.silent_from:
+        if p.silent_from is not None and sec >= p.silent_from:  # the HMI asks, nobody answers
             wire.send(conn, t, 0, conv.exchange(3, address=0, registers=regs)[0])
+            wire.send(conn, t + S // 50, 0, conv.exchange(4, address=0, registers=(7, 8, 9, 10, 11))[0])
+            if i % 10 == 0:
+                wire.send(conn, t + S // 25, 0, conv.exchange(6, address=100, value=p.setpoint(i))[0])
             t += p.period_ns
+            i += 1
             continue
         wire.exchange(conn, t, *conv.exchange(3, address=0, registers=regs), latency_ns=lat)
         if p.stop_fc4_at is None or sec < p.stop_fc4_at:
@@ -137,6 +141,8 @@ def scenarios() -> list[Scenario]:
            "baseline.new-function", "baseline.new-range", "baseline.new-write", **learn),
         sc("polling-stopped", a.nothing, "baseline.polling-stopped", **learn,
            plant=Plant(stop_fc4_at=35)),
+        sc("plc-silent-learned", a.nothing, "rate.unanswered-storm", **learn,
+           plant=Plant(silent_from=35)),
         sc("polling-drift", a.nothing, "baseline.polling-drift", **learn, plant=Plant(pause_at=35)),
         sc("latency-drift", a.nothing, "baseline.latency-drift", **learn, plant=Plant(slow_from=35)),
         sc("rate-spike", a.nothing, "rate.spike", **learn, plant=Plant(burst_at=35)),
