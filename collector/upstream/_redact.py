@@ -38,9 +38,16 @@ class AssetInfo:
 def is_global(ip: str) -> bool:
     """True for a routable address (not RFC 1918, ULA, loopback, link-local, CGNAT...)."""
     try:
-        return ipaddress.ip_address(ip).is_global
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    if addr.version == 6:
+        # An IPv4 address inside an IPv6 one (mapped, compatible, 6to4, Teredo) is judged by
+        # the IPv4 address; the dotted form is never trusted.
+        inner = addr.ipv4_mapped or addr.sixtofour or (addr.teredo or (None, None))[1]
+        if "." in ip or int(addr) >> 32 == 0 or (inner is not None and not inner.is_global):
+            return False
+    return addr.is_global
 
 
 def _v6_candidate(run: str) -> bool:
@@ -87,7 +94,7 @@ class Redactor:
         if a is None or not (a.role or a.vendor):
             return INTERNAL
         text = f"{a.role or 'host'} ({a.vendor})" if a.vendor else a.role
-        return _scrub(self._drop_names(text), lambda run: INTERNAL)
+        return _scrub(self._drop_names(text), lambda run: f"[{INTERNAL}]")
 
     def name(self, ip: str, name: str) -> str:
         """An asset's name, or its label when redacting."""
@@ -103,7 +110,9 @@ class Redactor:
         return self._names.sub("[asset]", text) if self._names else text
 
     def _run_label(self, run: str) -> str:
-        return self.label(run) if run in self.assets else INTERNAL
+        # In brackets: characters no address contains, so a label never joins the text
+        # around it into something that looks like an address.
+        return f"[{self.label(run) if run in self.assets else INTERNAL}]"
 
 
 def _scrub(text: str, replace: object) -> str:
