@@ -217,7 +217,7 @@ class _Builder:
                 ff.first_ingest_ns, ff.updated_ns, tlp, sighting_of_ref=self.attack_pattern(t),
                 where_sighted_refs=[self.site_id(ff.site)], observed_data_refs=[od],
                 first_seen=ts(f.first_seen_ns), last_seen=ts(f.last_seen_ns),
-                count=min(f.count, 999_999_999), summary=False,
+                count=min(f.count, 999_999_999),
                 description=self.red[ff.site].text(f.summary)))
         self.indicator(ff, tlp)
         if self.sites[ff.site].infrastructure:
