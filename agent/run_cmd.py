@@ -121,6 +121,22 @@ def delta_of(change: Any, now_ns: int) -> ingest_pb2.Envelope:
     return ingest_pb2.Envelope(queued_ns=now_ns, inventory=delta)
 
 
+#: Seconds between two inventory snapshots sent to the collector (and one at the end of a file).
+SNAPSHOT_S = 60.0
+
+
+def snapshot_delta(snap: Any, now_ns: int) -> ingest_pb2.Envelope:
+    """An inventory snapshot (:mod:`otsentry.agent.inventory._snapshot`) as a SEEN delta."""
+    delta = inventory_pb2.InventoryDelta(
+        asset=common_pb2.AssetKey(ip=snap.ip, mac=snap.mac or "", vlan=snap.vlan),
+        unit=snap.unit, change=inventory_pb2.CHANGE_KIND_SEEN, revision=snap.ts,
+        attributes=snap.attributes,
+        device_id=[inventory_pb2.DeviceIdObject(object_id=k, value=v)
+                   for k, v in sorted(snap.device_id.items())],
+        times=common_pb2.Times(capture_ns=snap.ts, agent_ns=now_ns))
+    return ingest_pb2.Envelope(queued_ns=now_ns, inventory=delta)
+
+
 class Agent:
     """The running agent: the capture thread, the shipper and the status file.
 
@@ -145,6 +161,9 @@ class Agent:
         self.capture_error = ""
         self.findings_out = 0
         self.changes_out = 0
+        self.snapshots_out = 0
+        self._snapshot_at = time.monotonic()  # the first snapshot after SNAPSHOT_S
+        self._snapshot_since = 0  # capture time covered by the last snapshot
         self._outbox_stats: dict[str, object] = {}
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
@@ -307,7 +326,7 @@ class Agent:
             self._replay(src, pipe, lambda: self._flush(engine, inventory, outbox))
             pipe.finish()
             engine.finish()
-            self._flush(engine, inventory, outbox)
+            self._flush(engine, inventory, outbox, snapshot=True)
             inventory.save()
         finally:
             src.close()
@@ -335,12 +354,23 @@ class Agent:
                 flush()
                 last = time.monotonic()
 
-    def _flush(self, engine: Any, inventory: Any, outbox: Any) -> None:
+    def _flush(self, engine: Any, inventory: Any, outbox: Any, snapshot: bool = False) -> None:
+        """Queue new findings and inventory changes; every SNAPSHOT_S (and when ``snapshot``)
+        also the state of the assets active since the last snapshot."""
+        from otsentry.agent.inventory import snapshots
+
         findings = engine.drain()
         changes = inventory.drain_changes()
-        if not findings and not changes:
-            return
         now = time.time_ns()
-        outbox.put_many(findings, [delta_of(c, now) for c in changes], queued_ns=now)
+        envelopes = [delta_of(c, now) for c in changes]
+        if snapshot or time.monotonic() - self._snapshot_at >= SNAPSHOT_S:
+            self._snapshot_at = time.monotonic()
+            snaps = list(snapshots(inventory, self._snapshot_since))
+            self._snapshot_since = max([self._snapshot_since, *(x.ts for x in snaps)])
+            envelopes += [snapshot_delta(x, now) for x in snaps]
+            self.snapshots_out += len(snaps)
+        if not findings and not envelopes:
+            return
+        outbox.put_many(findings, envelopes, queued_ns=now)
         self.findings_out += len(findings)
         self.changes_out += len(changes)

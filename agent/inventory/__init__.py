@@ -20,6 +20,7 @@ from otsentry.agent.inventory._cycles import Cycle
 from otsentry.agent.inventory._inventory import STATE_FILE, Inventory
 from otsentry.agent.inventory._oui import mac_kind, oui_vendor
 from otsentry.agent.inventory._registers import TABLES, modicon_ref
+from otsentry.agent.inventory._snapshot import Snapshot, snapshots
 from otsentry.agent.inventory._types import TYPES, WORD_ORDERS, interpret
 from otsentry.agent.inventory._usermap import (
     RegisterSpec,
@@ -33,5 +34,5 @@ __all__ = [
     "Inventory", "InventoryChange", "CHANGE_KINDS", "Asset", "Device", "Cycle", "Limits",
     "asset_id", "STATE_FILE", "oui_vendor", "mac_kind", "TABLES", "modicon_ref", "TYPES",
     "WORD_ORDERS", "interpret", "UserMap", "RegisterSpec", "load_user_map", "parse_user_map",
-    "parse_ref",
+    "parse_ref", "Snapshot", "snapshots",
 ]

@@ -167,7 +167,7 @@ class Plant:
 @lru_cache(maxsize=1)
 def expected_findings() -> dict[str, tuple[int, int]]:
     """id -> (final revision, count) that the agent's pipeline produces from :data:`PCAP`."""
-    from otsentry.agent.detect import RING_FRAMES, Engine
+    from otsentry.agent.detect import RING_FRAMES, Engine, with_inventory
     from otsentry.agent.inventory import Inventory
     from otsentry.agent.pipeline import Pipeline, PipelineConfig
     from otsentry.agent.source import open_source
@@ -180,7 +180,7 @@ def expected_findings() -> dict[str, tuple[int, int]]:
     cfg = load_agent_config(None)
     engine = Engine(config_from_dict(tomllib.loads(DETECT)["detect"]), learn_ns=5_000_000_000,
                     scope=AGENT_ID, agent_clock=lambda _ts: time.time_ns())
-    pipe = Pipeline([Inventory(), engine], PipelineConfig(
+    pipe = Pipeline(with_inventory(engine, Inventory()), PipelineConfig(
         ports=cfg.capture.ports, heuristic=cfg.capture.heuristic, ring_frames=RING_FRAMES))
     with open_source(str(PCAP)) as src:
         for ts, lt, data in src:
