@@ -10,18 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from otsentry.collector.db_cmd import add_db_option
 from otsentry.collector.store import Store, default_url, read
 from otsentry.collector.store import _schema as S
-from otsentry.collector.upstream import (incident_objects, load_facts, make_bundle,
-                                         report_status)
+from otsentry.collector.upstream import incident_objects, load_facts, make_bundle, report_status
 from otsentry.common.config import load_collector_config
 from otsentry.common.errors import OtSentryError
 from otsentry.common.upstream_config import Recipient, ReportingConfig
+from sqlalchemy import select
 
-__all__ = ["SUMMARY", "add_arguments", "run", "export_bundle"]
+__all__ = ["SUMMARY", "add_arguments", "export_bundle", "run"]
 
 SUMMARY = "write incidents as a STIX 2.1 bundle (for hand-carried reports), or show delivery status"
 DEFAULT_CONFIG = "/etc/otsentry/collector.toml"
@@ -65,11 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _since_ns(text: str) -> int:
     try:
-        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise OtSentryError(f"--since {text!r}: expected a date or time such as 2026-11-01 or "
                             "2026-11-01T08:00 (UTC)") from None
-    t = t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    t = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * 1e9)
 
 

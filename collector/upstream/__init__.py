@@ -16,18 +16,51 @@ For the dashboard and the CLI, :func:`incident_report_status` gives each
 recipient's stages of one incident (due time, status, reason, overdue).
 """
 
-from otsentry.collector.upstream._mapping import (MODBUS_EXTENSION, OTSENTRY_IDENTITY,
-                                                  FindingFacts, IncidentFacts, NoteFacts,
-                                                  incident_objects, make_bundle, shared_sites, ts)
-from otsentry.collector.upstream._push import (DeliveryError, Outcome, Pushed, TaxiiCollection,
-                                               push_once, push_row, run_upstream)
-from otsentry.collector.upstream._queue import (add_note, declare, incident_report_status,
-                                                load_facts, report_status, schedule, warn_due)
-from otsentry.collector.upstream._redact import (INTERNAL, AssetInfo, Redactor, is_global,
-                                                 leaked_addresses)
+from otsentry.collector.upstream._mapping import (
+                                                  MODBUS_EXTENSION,
+                                                  OTSENTRY_IDENTITY,
+                                                  FindingFacts,
+                                                  IncidentFacts,
+                                                  NoteFacts,
+                                                  incident_objects,
+                                                  make_bundle,
+                                                  shared_sites,
+                                                  ts,
+)
+from otsentry.collector.upstream._push import (
+                                                  DeliveryError,
+                                                  Outcome,
+                                                  Pushed,
+                                                  TaxiiCollection,
+                                                  push_once,
+                                                  push_row,
+                                                  run_upstream,
+)
+from otsentry.collector.upstream._queue import (
+                                                  add_note,
+                                                  declare,
+                                                  incident_report_status,
+                                                  load_facts,
+                                                  report_status,
+                                                  schedule,
+                                                  warn_due,
+)
+from otsentry.collector.upstream._redact import (
+                                                  INTERNAL,
+                                                  AssetInfo,
+                                                  Redactor,
+                                                  is_global,
+                                                  leaked_addresses,
+)
 from otsentry.collector.upstream._split import envelope_bytes, split_envelopes
-from otsentry.collector.upstream._tlp import (TLP_EXTENSION, TLP_IDS, parse_bundle, strictest,
-                                              tlp_marking, tlp_of)
+from otsentry.collector.upstream._tlp import (
+                                                  TLP_EXTENSION,
+                                                  TLP_IDS,
+                                                  parse_bundle,
+                                                  strictest,
+                                                  tlp_marking,
+                                                  tlp_of,
+)
 
 __all__ = [
     "INTERNAL", "MODBUS_EXTENSION", "OTSENTRY_IDENTITY", "TLP_EXTENSION", "TLP_IDS", "AssetInfo",

@@ -103,7 +103,7 @@ class IncidentFacts:
 
 def ts(ns: int) -> str:
     """A STIX timestamp (UTC, milliseconds) of ``ns`` since the epoch."""
-    t = dt.datetime.fromtimestamp(ns // 1_000_000 / 1000, dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ns // 1_000_000 / 1000, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-
 from otsentry.collector.store import _schema as S
 from otsentry.collector.store import job, write
 from otsentry.collector.upstream._queue import schedule, warn_due
@@ -33,6 +31,7 @@ from otsentry.collector.upstream._split import envelope_bytes, split_envelopes
 from otsentry.common.errors import OtSentryError
 from otsentry.common.logging import get_logger
 from otsentry.common.upstream_config import Recipient, ReportingConfig
+from sqlalchemy import Engine, select, update
 
 __all__ = ["DeliveryError", "Outcome", "Pushed", "TaxiiCollection", "push_once", "run_upstream"]
 
@@ -112,7 +111,7 @@ class TaxiiCollection:
             while page.get("more"):
                 if page.get("next"):
                     filters["next"] = page["next"]
-                page = _call(self.rc, lambda: self.collection.get_manifest(**filters))
+                page = _call(self.rc, lambda f=filters: self.collection.get_manifest(**f))
                 for m in page.get("objects", []):
                     out.setdefault(m["id"], set()).add(m.get("version", ""))
         return out
@@ -152,10 +151,10 @@ def _instant(stamp: str) -> str:
     import datetime as dt
 
     try:
-        t = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(stamp)
     except ValueError:
         return stamp
-    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 _HTTP_REASON = {

@@ -18,18 +18,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
-
 from otsentry.collector.store import _schema as S
-from otsentry.collector.upstream._mapping import (FindingFacts, IncidentFacts, NoteFacts,
-                                                  incident_objects, ts)
+from otsentry.collector.upstream._mapping import (
+    FindingFacts,
+    IncidentFacts,
+    NoteFacts,
+    incident_objects,
+    ts,
+)
 from otsentry.collector.upstream._redact import AssetInfo
 from otsentry.common.errors import OtSentryError
 from otsentry.common.upstream_config import STAGES, Recipient, ReportingConfig
 from otsentry.v1 import convert, finding_pb2
+from sqlalchemy import Connection, and_, func, insert, select, update
 
-__all__ = ["add_note", "declare", "incident_report_status", "load_facts", "schedule",
-           "report_status", "warn_due"]
+__all__ = [
+    "add_note",
+    "declare",
+    "incident_report_status",
+    "load_facts",
+    "report_status",
+    "schedule",
+    "warn_due",
+]
 
 R, I, M, F = S.upstream_reports.c, S.incidents.c, S.incident_members.c, S.findings.c
 _NS = 1_000_000_000

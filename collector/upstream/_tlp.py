@@ -21,7 +21,7 @@ from typing import Any
 
 from otsentry.common.errors import OtSentryError
 
-__all__ = ["TLP_EXTENSION", "TLP_IDS", "parse_bundle", "tlp_marking", "tlp_of", "strictest"]
+__all__ = ["TLP_EXTENSION", "TLP_IDS", "parse_bundle", "strictest", "tlp_marking", "tlp_of"]
 
 TLP_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 _CREATED = "2022-10-01T00:00:00.000Z"

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stix2validator import ValidationOptions, validate_instance
-
 from otsentry.collector.correlate import Rules, correlate_once
 from otsentry.collector.store import Store, read
 from otsentry.collector.store import _schema as S
@@ -18,6 +16,7 @@ from otsentry.common.finding import Severity
 from otsentry.common.pki import Identity
 from otsentry.common.upstream_config import Recipient, ReportingConfig, SharingPolicy
 from sqlalchemy import select
+from stix2validator import ValidationOptions, validate_instance
 
 from tests.collector.store.helpers import batch, delta, finding
 

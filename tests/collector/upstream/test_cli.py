@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from otsentry.collector.cli import main
 from otsentry.collector.store import Store
 from otsentry.collector.upstream import leaked_addresses, parse_bundle, push_once
 from otsentry.collector.upstream.testing import TaxiiServer
-from otsentry.common import logging as otlog
 from otsentry.common.config import load_collector_config
 from otsentry.common.errors import ConfigError
 
+from tests.collector.test_incidents_cmd import _logging_back_to_stderr  # noqa: F401 (autouse)
 from tests.collector.upstream.conftest import make_incident, validate
-
-
-@pytest.fixture(autouse=True)
-def _logging_back_to_stderr() -> Iterator[None]:
-    """main() points the loggers at the captured stderr; point them back at the real one after."""
-    yield
-    saved, sys.stderr = sys.stderr, sys.__stderr__
-    try:
-        otlog.configure("console")
-    finally:
-        sys.stderr = saved
 
 
 @pytest.fixture(name="db")

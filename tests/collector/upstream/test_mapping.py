@@ -8,10 +8,19 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from otsentry.collector.upstream import (TLP_IDS, AssetInfo, FindingFacts, IncidentFacts,
-                                         NoteFacts, Redactor, incident_objects, leaked_addresses,
-                                         make_bundle, split_envelopes, envelope_bytes)
+from otsentry.collector.upstream import (
+    TLP_IDS,
+    AssetInfo,
+    FindingFacts,
+    IncidentFacts,
+    NoteFacts,
+    Redactor,
+    envelope_bytes,
+    incident_objects,
+    leaked_addresses,
+    make_bundle,
+    split_envelopes,
+)
 from otsentry.common.finding import AssetRef, Evidence, Finding, Flow, Severity
 from otsentry.common.upstream_config import Recipient, ReportingConfig, SharingPolicy
 
@@ -69,8 +78,9 @@ def test_bundle_is_valid_and_deterministic() -> None:
     assert ap["external_references"][0]["source_name"] == "mitre-ics-attack"
     assert [i["pattern"] for i in by_type["indicator"]] == ["[ipv4-addr:value = '45.33.32.156']"]
     assert by_type["infrastructure"][0]["infrastructure_types"] == ["control-system"]
-    ext = [o for o in by_type["network-traffic"]][0]["extensions"]
-    assert list(ext.values())[0]["function_code"] == 6
+    for traffic in by_type["network-traffic"]:
+        (modbus,) = traffic["extensions"].values()
+        assert (modbus["function_code"], modbus["unit_id"]) == (6, 1)
 
 
 def test_new_version_on_change() -> None:

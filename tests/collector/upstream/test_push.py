@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from otsentry.collector.store import Store, read, write
 from otsentry.collector.store import _schema as S
-from otsentry.collector.upstream import (add_note, declare, incident_report_status, parse_bundle,
-                                         push_once)
+from otsentry.collector.upstream import (
+    add_note,
+    declare,
+    incident_report_status,
+    parse_bundle,
+    push_once,
+)
 from otsentry.collector.upstream.testing import TaxiiServer
 from otsentry.common.upstream_config import Deadlines, Recipient
 from sqlalchemy import select, update
 
-from tests.collector.upstream.conftest import ATTACKER, make_incident, recipient, reporting, validate
+from tests.collector.upstream.conftest import (
+    ATTACKER,
+    make_incident,
+    recipient,
+    reporting,
+    validate,
+)
 
 NS = 1_000_000_000
 HOUR = 3600 * NS
@@ -33,9 +44,12 @@ def _sqlite_store(tmp_path: Path, sqlite_template: Path) -> Iterator[Store]:
         store.close()
 
 
-def _declare(store: Store, iid: int, at: int) -> None:
+def _declared(store: Store, client: str = "10.0.0.66") -> tuple[int, int]:
+    """A new incident declared now: (its id, now)."""
+    iid, now = make_incident(store, client=client), store.clock()
     with write(store.engine) as conn:
-        declare(conn, iid, "ana", at)
+        declare(conn, iid, "ana", now)
+    return iid, now
 
 
 def _stages(store: Store, iid: int, now: int) -> dict[str, dict]:
@@ -50,9 +64,7 @@ def _bundle(taxii: TaxiiServer) -> dict:
 
 def test_push_and_read_back(store: Store, taxii: TaxiiServer) -> None:
     """A declared incident's early warning reaches the collection and reads back as valid STIX 2.1."""
-    iid = make_incident(store, client=ATTACKER)
-    now = store.clock()
-    _declare(store, iid, now)
+    iid, now = _declared(store, client=ATTACKER)
     pushed = push_once(store.engine, reporting(recipient(taxii)), now=now)
     assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
     stages = _stages(store, iid, now)
@@ -72,9 +84,7 @@ def test_push_and_read_back(store: Store, taxii: TaxiiServer) -> None:
 
 def test_repush_is_idempotent(sqlite_store: Store, taxii: TaxiiServer) -> None:
     """Pushing the same report twice leaves one copy of each object version on the server."""
-    iid = make_incident(sqlite_store)
-    now = sqlite_store.clock()
-    _declare(sqlite_store, iid, now)
+    _, now = _declared(sqlite_store)
     cfg = reporting(recipient(taxii))
     push_once(sqlite_store.engine, cfg, now=now)
     first = sorted((m["id"], m["version"]) for m in taxii.manifest())
@@ -88,9 +98,7 @@ def test_repush_is_idempotent(sqlite_store: Store, taxii: TaxiiServer) -> None:
 
 def test_server_down_then_retried(sqlite_store: Store, taxii: TaxiiServer) -> None:
     """With the server down the stage fails with the reason and is retried after the backoff."""
-    iid = make_incident(sqlite_store)
-    now = sqlite_store.clock()
-    _declare(sqlite_store, iid, now)
+    iid, now = _declared(sqlite_store)
     cfg = reporting(recipient(taxii))
     taxii.stop()
     push_once(sqlite_store.engine, cfg, now=now)
@@ -105,9 +113,7 @@ def test_server_down_then_retried(sqlite_store: Store, taxii: TaxiiServer) -> No
 
 def test_wrong_credentials(sqlite_store: Store, taxii: TaxiiServer) -> None:
     """Wrong credentials fail the stage with a reason that names what to check."""
-    iid = make_incident(sqlite_store)
-    now = sqlite_store.clock()
-    _declare(sqlite_store, iid, now)
+    iid, now = _declared(sqlite_store)
     bad = Recipient("nicc", taxii.api_root, taxii.collection, "nicc", "not-the-password")
     push_once(sqlite_store.engine, reporting(bad), now=now)
     ew = _stages(sqlite_store, iid, now)["early-warning"]
@@ -119,9 +125,7 @@ def test_wrong_credentials(sqlite_store: Store, taxii: TaxiiServer) -> None:
 def test_oversized_bundle_is_split(sqlite_store: Store, tmp_path: Path) -> None:
     """A report larger than max_content_length goes in several envelopes, all of them stored."""
     with TaxiiServer.start(tmp_path / "small", max_content_length=3000) as taxii:
-        iid = make_incident(sqlite_store, client=ATTACKER)
-        now = sqlite_store.clock()
-        _declare(sqlite_store, iid, now)
+        _, now = _declared(sqlite_store, client=ATTACKER)
         pushed = push_once(sqlite_store.engine, reporting(recipient(taxii)), now=now)
         (outcome,) = pushed.outcomes.values()
         assert outcome.status == "acknowledged" and outcome.parts > 3
@@ -131,14 +135,12 @@ def test_oversized_bundle_is_split(sqlite_store: Store, tmp_path: Path) -> None:
         assert len(sent) > 3000
         assert {m["id"] for m in taxii.manifest()} == {o["id"] for o in parse_bundle(
             {"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000000",
-             "objects": __import__("json").loads(sent)}).objects}
+             "objects": json.loads(sent)}).objects}
 
 
 def test_changed_incident_is_a_new_version(sqlite_store: Store, taxii: TaxiiServer) -> None:
     """A note after the early warning re-sends the report: the same id, a newer modified."""
-    iid = make_incident(sqlite_store)
-    now = sqlite_store.clock()
-    _declare(sqlite_store, iid, now)
+    iid, now = _declared(sqlite_store)
     cfg = reporting(recipient(taxii))
     push_once(sqlite_store.engine, cfg, now=now)
     with write(sqlite_store.engine) as conn:
@@ -154,9 +156,7 @@ def test_changed_incident_is_a_new_version(sqlite_store: Store, taxii: TaxiiServ
 
 def test_stages_warnings_and_overdue(sqlite_store: Store, taxii: TaxiiServer) -> None:
     """Later stages are queued before they are due; one that is not delivered in time is overdue."""
-    iid = make_incident(sqlite_store)
-    now = sqlite_store.clock()
-    _declare(sqlite_store, iid, now)
+    iid, now = _declared(sqlite_store)
     rc = recipient(taxii)
     rc = Recipient(rc.name, rc.api_root, rc.collection, rc.username, rc.password,
                    deadlines=Deadlines(1 * HOUR / NS, 3 * HOUR / NS, 10 * HOUR / NS, HOUR / NS))

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import stix2
-
 from otsentry.collector.upstream import TLP_EXTENSION, TLP_IDS, parse_bundle, tlp_marking, tlp_of
 from otsentry.collector.upstream._mapping import make_bundle
 from otsentry.common.errors import OtSentryError
@@ -57,7 +56,7 @@ def _instants(value: object) -> object:
     if isinstance(value, list):
         return [_instants(v) for v in value]
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", value):
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return dt.datetime.fromisoformat(value)
     return value
 
 
