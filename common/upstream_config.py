@@ -234,8 +234,8 @@ def _recipient(u: _UpstreamReader, t: dict[str, Any], at: str, base: Path) -> Re
     sites = t.get("sites", {})
     if not isinstance(sites, dict) or not all(isinstance(v, dict) for v in sites.values()):
         u.fail(f"{at}.sites", "[upstream.sites.SITE] tables")
-    cert, key = _file(u, t, f"{at}.client_cert", base), _file(u, t, f"{at}.client_key", base)
-    if (cert is None) != (key is None):
+    cert, cert_key = _file(u, t, f"{at}.client_cert", base), _file(u, t, f"{at}.client_key", base)
+    if (cert is None) != (cert_key is None):
         u.fail(f"{at}.client_key", "client_cert and client_key together, or neither")
     return Recipient(
         name=u.string(t, f"{at}.name", "", _NAME, "a name: letters, digits, . _ -"),
@@ -244,7 +244,7 @@ def _recipient(u: _UpstreamReader, t: dict[str, Any], at: str, base: Path) -> Re
         collection=u.string(t, f"{at}.collection", "", r"[\w.:-]{1,128}", "a collection id"),
         username=u.string(t, f"{at}.username", "", r"[^\s:]{0,128}", "a user name"),
         password=_password(u, t, f"{at}.password_file", base),
-        client_cert=cert, client_key=key, ca=_file(u, t, f"{at}.ca", base),
+        client_cert=cert, client_key=cert_key, ca=_file(u, t, f"{at}.ca", base),
         timeout_s=u.duration(t, f"{at}.timeout", 30.0, 0.1, 600.0),
         policy=policy,
         sites={s: _policy(u, v, f"{at}.sites.{s}", policy) for s, v in sites.items()},

@@ -18,6 +18,7 @@ TAXII servers keep one copy per (id, modified).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class TaxiiCollection:
             while page.get("more"):
                 if page.get("next"):
                     filters["next"] = page["next"]
-                page = _call(self.rc, lambda f=filters: self.collection.get_manifest(**f))
+                page = _call(self.rc, functools.partial(self.collection.get_manifest, **filters))
                 for m in page.get("objects", []):
                     out.setdefault(m["id"], set()).add(m.get("version", ""))
         return out
