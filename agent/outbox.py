@@ -56,6 +56,26 @@ CREATE INDEX IF NOT EXISTS pending_drop ON pending (priority, id);
 CREATE TABLE IF NOT EXISTS inflight (
     seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, priority INTEGER NOT NULL,
     queued_ns INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (part TEXT PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO usage SELECT 'pending', count(*), coalesce(sum(length(body)), 0)
+    FROM pending WHERE kind != 'loss';
+INSERT OR IGNORE INTO usage SELECT 'loss', count(*), coalesce(sum(length(body)), 0)
+    FROM pending WHERE kind = 'loss';
+INSERT OR IGNORE INTO usage SELECT 'inflight', count(*), coalesce(sum(length(body)), 0)
+    FROM inflight;
+CREATE TRIGGER IF NOT EXISTS pending_in AFTER INSERT ON pending BEGIN
+    UPDATE usage SET n = n + 1, bytes = bytes + length(NEW.body)
+    WHERE part = CASE NEW.kind WHEN 'loss' THEN 'loss' ELSE 'pending' END; END;
+CREATE TRIGGER IF NOT EXISTS pending_out AFTER DELETE ON pending BEGIN
+    UPDATE usage SET n = n - 1, bytes = bytes - length(OLD.body)
+    WHERE part = CASE OLD.kind WHEN 'loss' THEN 'loss' ELSE 'pending' END; END;
+CREATE TRIGGER IF NOT EXISTS pending_body AFTER UPDATE OF body ON pending BEGIN
+    UPDATE usage SET bytes = bytes - length(OLD.body) + length(NEW.body)
+    WHERE part = CASE NEW.kind WHEN 'loss' THEN 'loss' ELSE 'pending' END; END;
+CREATE TRIGGER IF NOT EXISTS inflight_in AFTER INSERT ON inflight BEGIN
+    UPDATE usage SET n = n + 1, bytes = bytes + length(NEW.body) WHERE part = 'inflight'; END;
+CREATE TRIGGER IF NOT EXISTS inflight_out AFTER DELETE ON inflight BEGIN
+    UPDATE usage SET n = n - 1, bytes = bytes - length(OLD.body) WHERE part = 'inflight'; END;
 """
 
 
@@ -88,7 +108,7 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             with self._tx():
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                for stmt in _statements(_SCHEMA):
                     self._db.execute(stmt)
                 self._init_meta()
         except sqlite3.Error as exc:
@@ -189,15 +209,16 @@ class Outbox:
 
     # -- overflow ---------------------------------------------------------------
 
+    def _parts(self) -> dict[str, tuple[int, int]]:
+        """(messages, body bytes) of ``pending``, ``loss`` (pending loss report) and
+        ``inflight``: kept by triggers, so reading them costs no scan."""
+        return {p: (n, b) for p, n, b in self._db.execute("SELECT part, n, bytes FROM usage")}
+
     def _usage(self, bounded_only: bool = False) -> tuple[int, int]:
         # The pending loss report is outside the bound (at most one extra message).
-        n, size = 0, 0
-        where = {"pending": " WHERE kind != 'loss'" if bounded_only else "", "inflight": ""}
-        for table in ("pending", "inflight"):
-            c, s = self._db.execute("SELECT count(*), coalesce(sum(length(body)), 0) "
-                                    f"FROM {table}{where[table]}").fetchone()
-            n, size = n + c, size + s
-        return n, size
+        parts = self._parts()
+        use = ("pending", "inflight") if bounded_only else ("pending", "loss", "inflight")
+        return sum(parts[p][0] for p in use), sum(parts[p][1] for p in use)
 
     def _make_room(self, size: int, prio: int, kind: str) -> bool:
         """Drop by the overflow policy until ``size`` more bytes fit; False drops the newcomer."""
@@ -306,7 +327,8 @@ class Outbox:
 
     def pending_count(self) -> int:
         """Messages waiting for a sequence number (not yet sent)."""
-        return self._db.execute("SELECT count(*) FROM pending").fetchone()[0]
+        parts = self._parts()
+        return parts["pending"][0] + parts["loss"][0]
 
     def depth(self) -> int:
         """Messages not yet acked (pending plus in flight)."""
@@ -315,10 +337,21 @@ class Outbox:
     def stats(self) -> dict[str, object]:
         """Counters for ``otsentry-agent status`` and AgentStatus."""
         n, size = self._usage()
-        inflight = self._db.execute("SELECT count(*) FROM inflight").fetchone()[0]
+        inflight = self._parts()["inflight"][0]
         return {"epoch": self.epoch, "depth": n, "bytes": size, "in_flight": inflight,
                 "next_seq": int(self._meta("next_seq")), "acked_seq": int(self._meta("acked_seq")),
                 "dropped": json.loads(self._meta("dropped"))}
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script`` (triggers hold ``;`` inside their body)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
 
 
 def _drop_label(kind: str, prio: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -189,6 +190,63 @@ class TestProperties:
             delivered[f.id] = max(delivered.get(f.id, 0), f.revision)
         assert delivered == latest
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def _scanned(box: Outbox) -> dict[str, tuple[int, int]]:
+    """What the usage counters must say, by scanning the tables."""
+    q = "SELECT count(*), coalesce(sum(length(body)), 0) FROM "
+    db = box._db
+    return {"pending": db.execute(q + "pending WHERE kind != 'loss'").fetchone(),
+            "loss": db.execute(q + "pending WHERE kind = 'loss'").fetchone(),
+            "inflight": db.execute(q + "inflight").fetchone()}
+
+
+class TestUsageCounters:
+    """Depth and bytes come from trigger-kept counters (no scan per put): they must equal a scan."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["finding", "status", "take", "ack", "reopen"]),
+                              st.integers(1, 6), st.integers(1, 300)), max_size=50))
+    def test_counters_equal_a_scan(self, tmp_path_factory: pytest.TempPathFactory,
+                                   ops: list[tuple[str, int, int]]) -> None:
+        path = tmp_path_factory.mktemp("u") / "o.db"
+        bounds = {"max_messages": 8, "max_bytes": 2_000}  # small: overflow and loss reports too
+        box = Outbox(path, **bounds)
+        seqs: list[int] = []
+        revs: dict[int, int] = {}
+        for op, a, b in ops:
+            if op == "finding":
+                revs[a] = revs.get(a, 0) + 1
+                f = _finding(f"f{a}", revs[a], Severity(a % 5))
+                box.put_finding(dataclasses.replace(f, summary="x" * b))
+            elif op == "status":
+                box.put("status", b"s" * b)
+            elif op == "take":
+                seqs += [e.seq for e in box.take(max_messages=a)]
+            elif op == "ack" and seqs:
+                box.ack(seqs[-min(a, len(seqs))])
+            elif op == "reopen":
+                box.close()
+                box = Outbox(path, **bounds)
+            assert box._parts() == _scanned(box)
+        n, size = box._usage(bounded_only=True)
+        assert n <= bounds["max_messages"] and size <= bounds["max_bytes"]
+
+    def test_an_outbox_made_before_the_counters_gets_them_on_open(self, tmp_path: Path) -> None:
+        box = Outbox(tmp_path / "o.db")
+        for i in range(5):
+            box.put("status", b"m" * (i + 1))
+        box.take(max_messages=2)
+        db = box._db
+        for stmt in ("DROP TABLE usage", "DROP TRIGGER pending_in", "DROP TRIGGER pending_out",
+                     "DROP TRIGGER pending_body", "DROP TRIGGER inflight_in",
+                     "DROP TRIGGER inflight_out"):
+            db.execute(stmt)
+        box.close()
+        box = Outbox(tmp_path / "o.db")
+        assert box._parts() == _scanned(box) == {"pending": (3, 12), "loss": (0, 0),
+                                                 "inflight": (2, 3)}
+        assert box.stats()["depth"] == 5 and box.stats()["in_flight"] == 2
 
 
 WRITER = textwrap.dedent("""
