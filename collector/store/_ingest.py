@@ -41,7 +41,7 @@ from otsentry.common.errors import MessageError
 from otsentry.common.logging import get_logger
 from otsentry.common.pki import Identity
 from otsentry.v1 import convert, finding_pb2, ingest_pb2, inventory_pb2
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 __all__ = ["Ingest", "source_ip"]
@@ -192,16 +192,16 @@ class _Group:
     def _load_assets(self) -> None:
         keys = sorted({(r.site, _asset_key(m)) for r in self.reqs for _, k, m in r.messages
                        if k == "inventory"})  # type: ignore[arg-type]
-        t = S.assets.c
-        for i in range(0, len(keys), _CHUNK):
-            flat = [(s, *k) for s, k in keys[i:i + _CHUNK]]
-            q = select(S.assets).where(tuple_(t.site, t.ip, t.mac, t.vlan, t.unit).in_(flat))
-            for row in self.conn.execute(q).mappings():
-                key = (row["ip"], row["mac"], row["vlan"], row["unit"])
-                self.assets[(row["site"], key)] = _AssetRow(
-                    row["id"], row["site"], key, json.loads(row["attributes"]),
-                    json.loads(row["device_id"]), row["first_seen_ns"], row["last_seen_ns"],
-                    row["removed_ns"], row["first_ingest_ns"])
+        cols = ("id", "site", "ip", "mac", "vlan", "unit", "attributes", "device_id",
+                "first_seen_ns", "last_seen_ns", "removed_ns", "first_ingest_ns")
+        for (pk, site, ip, mac, vlan, unit, attrs, dev, first, last, removed,
+             first_ingest) in _raw.select_in(self.conn, S.assets, cols,
+                                             ("site", "ip", "mac", "vlan", "unit"),
+                                             [(s, *k) for s, k in keys], chunk=_CHUNK):
+            key = (ip, mac, vlan, unit)
+            self.assets[(site, key)] = _AssetRow(pk, site, key, json.loads(attrs),
+                                                 json.loads(dev), first, last, removed,
+                                                 first_ingest)
 
     # --- applying messages in memory ----------------------------------------------------
 

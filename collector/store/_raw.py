@@ -87,12 +87,18 @@ def select_in(conn: Connection, table: Table, cols: Sequence[str], keys: Sequenc
         return list(conn.exec_driver_sql(
             f"SELECT {', '.join('t.' + c for c in cols)} FROM {table.name} AS t JOIN {src} ON {on}",
             params).fetchall())
+    # SQLite plans a row-value IN list as a scan of the whole table; equality on the leading
+    # keys and IN on the last one searches the unique index instead.
     m = _mark(conn)
-    one = "(" + ", ".join([m] * len(keys)) + ")"
+    by_prefix: dict[tuple, list] = {}
+    for v in values:
+        by_prefix.setdefault(tuple(v[:-1]), []).append(v[-1])
+    where = "".join(f"{k} = {m} AND " for k in keys[:-1])
     out: list[tuple] = []
-    for i in range(0, len(values), chunk):
-        part = values[i:i + chunk]
-        sql = (f"SELECT {', '.join(cols)} FROM {table.name} WHERE ({', '.join(keys)}) IN "
-               f"({', '.join([one] * len(part))})")
-        out += conn.exec_driver_sql(sql, tuple(v for t in part for v in t)).fetchall()
+    for prefix, lasts in by_prefix.items():
+        for i in range(0, len(lasts), chunk):
+            part = lasts[i:i + chunk]
+            sql = (f"SELECT {', '.join(cols)} FROM {table.name} WHERE {where}{keys[-1]} IN "
+                   f"({', '.join([m] * len(part))})")
+            out += conn.exec_driver_sql(sql, (*prefix, *part)).fetchall()
     return out
