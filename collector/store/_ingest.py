@@ -85,6 +85,15 @@ class _Request:
     batch: ingest_pb2.Batch
     future: concurrent.futures.Future[int]
     messages: list[tuple[int, str, object]] = field(default_factory=list)
+    #: collector clock when the batch arrived (ns); with ``batch.sent_ns`` it gives the skew
+    received_ns: int = 0
+
+    def skew_ns(self, status_clock_ns: int, now: int) -> int:
+        """The agent's clock minus ours: from the batch's send time and its arrival (the
+        status may have waited in the outbox), else from the status itself."""
+        if self.batch.sent_ns and self.received_ns:
+            return self.batch.sent_ns - self.received_ns
+        return status_clock_ns - now if status_clock_ns else 0
 
 
 @dataclass(slots=True)
@@ -144,7 +153,7 @@ class _Group:
         self.count: dict[tuple[str, int], int] = {}
         self.findings: dict[tuple[str, str], _FindingRow] = {}
         self.assets: dict[tuple[str, tuple[str, str, int, int]], _AssetRow] = {}
-        self.status: list[tuple[str, object]] = []
+        self.status: list[tuple[_Request, object]] = []
         self.unknown = 0
 
     def run(self) -> list[int]:
@@ -221,7 +230,7 @@ class _Group:
             elif kind == "inventory":
                 self._inventory(req, msg)  # type: ignore[arg-type]
             elif kind == "status":
-                self.status.append((req.agent_id, msg))
+                self.status.append((req, msg))
             else:
                 self.unknown += 1
                 log().warning("unknown message kind skipped", agent=req.agent_id, seq=seq)
@@ -310,7 +319,7 @@ class _Group:
     def _write_status(self) -> list[FeedRow]:
         if not self.status:
             return []
-        values = [_status_values(a, st, self.now) for a, st in self.status]  # type: ignore[arg-type]
+        values = [_status_values(r, st, self.now) for r, st in self.status]  # type: ignore[arg-type]
         pks = self.conn.execute(S.agent_status.insert().returning(S.agent_status.c.id,
                                                                   sort_by_parameter_order=True),
                                 values).scalars().all()
@@ -390,10 +399,10 @@ def _asset_values(r: _AssetRow, now: int) -> dict:
             "removed_ns": r.removed_ns, "first_ingest_ns": r.first_ingest_ns, "updated_ns": now}
 
 
-def _status_values(agent_id: str, st, now: int) -> dict:  # type: ignore[no-untyped-def]
-    skew = st.agent_clock_ns - now if st.agent_clock_ns else 0
+def _status_values(req: _Request, st, now: int) -> dict:  # type: ignore[no-untyped-def]
+    skew = req.skew_ns(st.agent_clock_ns, now)
     drops = sum(c.kernel_drops + c.interface_drops + c.libpcap_drops for c in st.capture)
-    return {"agent_id": agent_id, "ingest_ns": now, "agent_clock_ns": st.agent_clock_ns,
+    return {"agent_id": req.agent_id, "ingest_ns": now, "agent_clock_ns": st.agent_clock_ns,
             "skew_ns": skew, "version": st.version, "mode": st.mode,
             "outbox_depth": st.outbox_depth, "outbox_dropped": st.outbox_dropped,
             "capture_drops": drops, "body": st.SerializeToString()}
@@ -442,7 +451,8 @@ class Ingest:
                batch: ingest_pb2.Batch) -> concurrent.futures.Future[int]:
         """Queue ``batch`` for the writer; the future resolves to the committed high-water mark."""
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._queue.put(_Request(identity.short, identity.site, identity.name, serial, batch, fut))
+        self._queue.put(_Request(identity.short, identity.site, identity.name, serial, batch, fut,
+                                 received_ns=self._clock()))
         self._start()
         return fut
 
@@ -532,10 +542,11 @@ class Ingest:
                 log().info("ingest transaction retried", sqlstate=state, attempt=attempt + 1)
                 time.sleep(0.01 * (attempt + 1))
                 continue
-            for agent_id, st in group.status:
-                skew = st.agent_clock_ns - group.now if st.agent_clock_ns else 0  # type: ignore[attr-defined]
+            for req, st in group.status:
+                skew = req.skew_ns(st.agent_clock_ns, group.now)  # type: ignore[attr-defined]
                 if abs(skew) > self._max_skew_ns:
-                    log().warning("agent clock skew", agent=agent_id, skew_s=round(skew / 1e9, 3))
+                    log().warning("agent clock skew", agent=req.agent_id,
+                                  skew_s=round(skew / 1e9, 3))
             return acks
         raise AssertionError("unreachable")
 

@@ -175,6 +175,16 @@ class TestStatus:
         assert 50_000_000_000 < agent["skew_ns"] < 61_000_000_000
         assert [h["version"] for h in store.status_history(A1.short)] == ["0.1.0", "0.2.0"]
 
+    def test_a_status_that_waited_in_the_outbox_is_no_skew(self, store: Store) -> None:
+        """The skew comes from when the batch was sent, not when its status was written: a
+        status delivered after an outage is old, not a clock 10 minutes slow."""
+        now = store.clock()
+        b = batch(A1, 1, 1, [status(now - 600_000_000_000, "0.1.0")])
+        b.sent_ns = now + 42_000_000_000  # an agent clock 42 s fast
+        store.ingest.commit_sync(A1, "s", b)
+        (agent,) = store.agents()
+        assert 40_000_000_000 < agent["skew_ns"] < 43_000_000_000
+
 
 class TestCommitContract:
     def test_same_reads_as_the_interim_store(self, store: Store) -> None:
