@@ -134,7 +134,8 @@ def build_request(args: argparse.Namespace, now_ns: int) -> feed_pb2.SubscribeRe
                    techniques=tuple(args.technique), detectors=tuple(args.detector),
                    assets=tuple(args.asset), new_only=args.new_only)
     req = feed_pb2.SubscribeRequest(filter=filter_to_proto(f), since_ns=since, until_ns=until,
-                                    history_only=args.action != "tail")
+                                    history_only=args.action != "tail",
+                                    pcap=getattr(args, "pcap", False))
     if args.after is not None:
         req.after = args.after
     elif args.action != "tail" and not since:
@@ -228,6 +229,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, (help_, add, _) in _ACTIONS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         add(sp)
+        sp.add_argument("--pcap", action="store_true",
+                        help="include each finding's pcap slice (evidence.pcap, base64 in JSON); "
+                             "left out by default to keep the feed small")
         _filter_options(sp)
         _connection_options(sp)
 

@@ -56,10 +56,10 @@ async def run_server(pki_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
     ingest_pb2_grpc.add_IngestServicer_to_server(IngestServicer(commit, ca.revocations), server)
     services = [ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name]
     if feed is not None:
-        from otsentry.collector.feed import FeedServicer
-        from otsentry.v1 import feed_pb2, feed_pb2_grpc
+        from otsentry.collector.feed import FeedServicer, add_feed_to_server
+        from otsentry.v1 import feed_pb2
 
-        feed_pb2_grpc.add_FeedServicer_to_server(FeedServicer(feed, ca.revocations), server)
+        add_feed_to_server(FeedServicer(feed, ca.revocations), server)
         services.append(feed_pb2.DESCRIPTOR.services_by_name["Feed"].full_name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

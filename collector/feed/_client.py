@@ -4,6 +4,9 @@
     async for event in client.events(SubscribeRequest(after=0), resume=True):
         ...
 
+The stream carries events in batches (``FeedBatch``); ``events`` hands them
+out one by one, ``batches`` as they came.
+
 Only a lost connection (UNAVAILABLE) is retried; a refusal (certificate,
 filter) ends the iteration with the error, because retrying cannot fix it.
 """
@@ -36,11 +39,11 @@ class FeedClient:
         self.address = address
         self._creds = channel_credentials(Path(ca), Path(cert), Path(key))
 
-    async def events(self, request: feed_pb2.SubscribeRequest, *, resume: bool = False,
-                     backoff_s: tuple[float, float] = (0.5, 30.0),
-                     on_retry: Callable[[grpc.RpcError, float], None] | None = None,
-                     ) -> AsyncIterator[feed_pb2.FeedEvent]:
-        """The events of ``request``; with ``resume``, reconnect after a lost link.
+    async def batches(self, request: feed_pb2.SubscribeRequest, *, resume: bool = False,
+                      backoff_s: tuple[float, float] = (0.5, 30.0),
+                      on_retry: Callable[[grpc.RpcError, float], None] | None = None,
+                      ) -> AsyncIterator[feed_pb2.FeedBatch]:
+        """The stream's batches of ``request``; with ``resume``, reconnect after a lost link.
 
         After a reconnect the request is sent again with ``after`` = the last
         cursor received (events and progress alike), so nothing is missed or
@@ -53,9 +56,10 @@ class FeedClient:
             try:
                 async with grpc.aio.secure_channel(self.address, self._creds,
                                                    options=KEEPALIVE_OPTIONS) as channel:
-                    async for ev in feed_pb2_grpc.FeedStub(channel).Subscribe(req):
-                        req.after, delay = ev.cursor, backoff_s[0]
-                        yield ev
+                    async for batch in feed_pb2_grpc.FeedStub(channel).Subscribe(req):
+                        if batch.events:
+                            req.after, delay = batch.events[-1].cursor, backoff_s[0]
+                        yield batch
                 return
             except grpc.aio.AioRpcError as err:
                 if not resume or err.code() != grpc.StatusCode.UNAVAILABLE:
@@ -64,3 +68,16 @@ class FeedClient:
                     on_retry(err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, backoff_s[1])
+
+    async def events(self, request: feed_pb2.SubscribeRequest, *, resume: bool = False,
+                     backoff_s: tuple[float, float] = (0.5, 30.0),
+                     on_retry: Callable[[grpc.RpcError, float], None] | None = None,
+                     ) -> AsyncIterator[feed_pb2.FeedEvent]:
+        """The events of :meth:`batches`, one at a time (same arguments)."""
+        stream = self.batches(request, resume=resume, backoff_s=backoff_s, on_retry=on_retry)
+        try:
+            async for batch in stream:
+                for ev in batch.events:
+                    yield ev
+        finally:
+            await stream.aclose()

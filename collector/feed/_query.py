@@ -30,8 +30,8 @@ from otsentry.v1 import common_pb2, convert, feed_pb2, finding_pb2, inventory_pb
 
 __all__ = [
     "KINDS", "MAX_VALUES", "Page", "filter_from_proto", "filter_to_proto", "read_page",
-    "entry_to_event", "event_to_json", "event_line", "cursor_since", "cursor_until",
-    "parse_time",
+    "entry_to_event", "event_frame", "event_to_json", "event_line", "cursor_since",
+    "cursor_until", "parse_time",
 ]
 
 #: Store entry kind <-> wire EventKind.
@@ -108,8 +108,10 @@ class Page:
 
 
 def read_page(conn: Connection, after: int, filters: FeedFilter, *, limit: int = 500,
-              end: int | None = None) -> Page:
+              end: int | None = None, pcap: bool = True) -> Page:
     """Matching events with a cursor in ``(after, end]``, at most ``limit``.
+
+    Without ``pcap``, findings come without their pcap slice (see :func:`entry_to_event`).
 
     The head is read first: whatever the read returns, every entry up to that
     head was committed before it (cursors follow commit order), so a short
@@ -124,7 +126,7 @@ def read_page(conn: Connection, after: int, filters: FeedFilter, *, limit: int =
     scanned = entries[-1].cursor if full and entries else max(top, after)
     if end is not None:
         scanned = min(scanned, max(end, after))
-    return Page([entry_to_event(e) for e in entries], scanned, top)
+    return Page([entry_to_event(e, pcap=pcap) for e in entries], scanned, top)
 
 
 def cursor_since(conn: Connection, since_ns: int) -> int:
@@ -147,8 +149,10 @@ def _marks(text: str) -> list[str]:
     return [x for x in text.split(",") if x]
 
 
-def _finding(ev: feed_pb2.FeedEvent, body: dict[str, Any]) -> None:
+def _finding(ev: feed_pb2.FeedEvent, body: dict[str, Any], pcap: bool) -> None:
     ev.finding.ParseFromString(body["body"])
+    if not pcap and ev.finding.HasField("evidence"):
+        ev.finding.evidence.ClearField("pcap")
 
 
 def _incident(ev: feed_pb2.FeedEvent, r: dict[str, Any]) -> None:
@@ -179,15 +183,18 @@ def _agent(ev: feed_pb2.FeedEvent, r: dict[str, Any]) -> None:
     ev.agent.status.CopyFrom(convert.parse(status_pb2.AgentStatus, r["body"]))
 
 
-def entry_to_event(e: FeedEntry) -> feed_pb2.FeedEvent:
-    """The wire event of one store entry (no body if retention removed the row)."""
+def entry_to_event(e: FeedEntry, *, pcap: bool = True) -> feed_pb2.FeedEvent:
+    """The wire event of one store entry (no body if retention removed the row).
+
+    Without ``pcap``, a finding's ``evidence.pcap`` (its pcap slice) is left empty.
+    """
     ev = feed_pb2.FeedEvent(cursor=e.cursor, kind=KINDS.get(e.kind, 0), ref=e.ref, new=e.new,
                             ingest_ns=e.ingest_ns)
     if e.kind != "incident":
         ev.site, ev.agent_id = e.site, e.agent_id
     if e.body:
         if e.kind == "finding":
-            _finding(ev, e.body)
+            _finding(ev, e.body, pcap)
         elif e.kind == "incident":
             _incident(ev, e.body)
         elif e.kind == "asset":
@@ -195,6 +202,26 @@ def entry_to_event(e: FeedEntry) -> feed_pb2.FeedEvent:
         elif e.kind == "agent":
             _agent(ev, e.body)
     return ev
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def event_frame(ev: feed_pb2.FeedEvent) -> bytes:
+    """``ev`` encoded as one element of ``FeedBatch.events``.
+
+    A serialized FeedBatch is its elements' frames one after the other
+    (field 1, length-delimited), so an event serialized once can be joined
+    into the batches of any number of subscribers.
+    """
+    data = ev.SerializeToString()
+    return b"\x0a" + _varint(len(data)) + data
 
 
 # --- wire events -> JSON lines and text -----------------------------------------------------

@@ -13,7 +13,8 @@ from otsentry.collector.store._engine import (connect, current_revision, default
                                               read, redact, upgrade, write)
 from otsentry.collector.store._errors import StoreError
 from otsentry.collector.store._feed import (EVERYTHING, NOTIFY_CHANNEL, FeedEntry, FeedFilter,
-                                            FeedRow, FeedWaiter, append_feed, head, read_feed)
+                                            FeedRow, FeedWaiter, append_feed, head, matches,
+                                            read_feed)
 from otsentry.collector.store._ingest import Ingest, source_ip
 from otsentry.collector.store._jobs import NS_PER_DAY, Pruned, job, prune, set_cursor
 from otsentry.collector.store._store import Store, ca_fingerprints, head_revision
@@ -22,6 +23,6 @@ __all__ = [
     "EVERYTHING", "NOTIFY_CHANNEL", "NS_PER_DAY", "FeedEntry", "FeedFilter", "FeedRow",
     "FeedWaiter", "Ingest", "Pruned",
     "Store", "StoreError", "append_feed", "ca_fingerprints", "connect", "current_revision",
-    "default_url", "head", "head_revision", "is_postgres", "job", "prune", "read", "read_feed",
+    "default_url", "head", "head_revision", "is_postgres", "job", "matches", "prune", "read", "read_feed",
     "redact", "set_cursor", "source_ip", "upgrade", "write",
 ]

@@ -27,11 +27,11 @@ from typing import Any
 from otsentry.collector.store import _schema as S
 from otsentry.collector.store._engine import is_postgres
 from otsentry.collector.store._raw import insert_many
-from sqlalchemy import Connection, Table, and_, or_, select, text, update
+from sqlalchemy import Connection, Table, and_, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 __all__ = ["FeedRow", "FeedFilter", "FeedEntry", "FeedWaiter", "append_feed", "read_feed",
-           "head", "upsert", "NOTIFY_CHANNEL", "EVERYTHING"]
+           "head", "matches", "upsert", "NOTIFY_CHANNEL", "EVERYTHING"]
 
 #: PostgreSQL channel notified (after commit) with the newest cursor.
 NOTIFY_CHANNEL = "otsentry_feed"
@@ -98,6 +98,9 @@ def head(conn: Connection) -> int:
 class FeedFilter:
     """What a reader wants; every field left empty matches everything.
 
+    :func:`read_feed` applies it in SQL, :func:`matches` in memory; both match
+    names exactly (case included, no wildcards).
+
     Attributes:
         kinds: entry kinds ("finding", "asset", "agent", "incident").
         sites: site names.
@@ -120,7 +123,10 @@ class FeedFilter:
 
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
-    """One feed entry; ``body`` is the referenced row as a dict (see :func:`read_feed`)."""
+    """One feed entry; ``body`` is the referenced row as a dict (see :func:`read_feed`).
+
+    ``assets`` are the IP addresses involved (what a filter on assets looks at).
+    """
 
     cursor: int
     kind: str
@@ -133,26 +139,47 @@ class FeedEntry:
     techniques: tuple[str, ...]
     ingest_ns: int
     body: dict[str, Any] = field(default_factory=dict)
+    assets: tuple[str, ...] = ()
 
 
-def _where(f: FeedFilter) -> list:
+def _where(f: FeedFilter, dialect: str) -> list:
+    # Lists are stored as ",a,b,"; a name matches when ",name," is in the list.  instr/strpos,
+    # not LIKE: SQLite's LIKE ignores case and "_" is a wildcard, and matches() must agree.
+    def has(col: Any, name: str) -> Any:
+        return (func.strpos if dialect == "postgresql" else func.instr)(col, f",{name},") > 0
+
     c = S.feed.c
     conds: list = []
     if f.kinds:
         conds.append(c.kind.in_(f.kinds))
     if f.sites:  # an incident's entry names all its sites: ",plant1,plant2,"
-        conds.append(or_(c.site.in_(f.sites), *(c.site.like(f"%,{s},%") for s in f.sites)))
+        conds.append(or_(c.site.in_(f.sites), *(has(c.site, s) for s in f.sites)))
     if f.min_severity is not None:
         conds.append(c.severity >= f.min_severity)
     if f.detectors:
         conds.append(c.detector.in_(f.detectors))
     if f.techniques:
-        conds.append(or_(*(c.techniques.like(f"%,{t},%") for t in f.techniques)))
+        conds.append(or_(*(has(c.techniques, t) for t in f.techniques)))
     if f.assets:
-        conds.append(or_(*(c.assets.like(f"%,{a},%") for a in f.assets)))
+        conds.append(or_(*(has(c.assets, a) for a in f.assets)))
     if f.new_only:
         conds.append(c.new == 1)
     return conds
+
+
+def matches(f: FeedFilter, e: FeedEntry) -> bool:
+    """Whether ``f`` lets ``e`` through: the same answer as :func:`read_feed`'s SQL.
+
+    For readers that already hold entries (the feed hub's cache of the head).
+    """
+    return ((not f.kinds or e.kind in f.kinds)
+            and (not f.sites or e.site in f.sites or any(f",{s}," in e.site for s in f.sites))
+            and (f.min_severity is None or (e.severity is not None
+                                            and e.severity >= f.min_severity))
+            and (not f.detectors or e.detector in f.detectors)
+            and (not f.techniques or any(t in e.techniques for t in f.techniques))
+            and (not f.assets or any(a in e.assets for a in f.assets))
+            and (not f.new_only or e.new))
 
 
 #: The filter that matches every entry.
@@ -173,7 +200,7 @@ def read_feed(conn: Connection, after: int, limit: int = 1000,
     was pruned by retention has an empty body.
     """
     c = S.feed.c
-    q = (select(S.feed).where(and_(c.cursor > after, *_where(filters)))
+    q = (select(S.feed).where(and_(c.cursor > after, *_where(filters, conn.dialect.name)))
          .order_by(c.cursor).limit(limit))
     rows = conn.execute(q).mappings().all()
     found: dict[tuple[str, int], dict] = {}
@@ -185,7 +212,8 @@ def read_feed(conn: Connection, after: int, limit: int = 1000,
                     found[(kind, b["id"])] = dict(b)
     return [FeedEntry(r["cursor"], r["kind"], r["ref"], bool(r["new"]), r["site"], r["agent_id"],
                       r["severity"], r["detector"], tuple(t for t in r["techniques"].split(",") if t),
-                      r["ingest_ns"], found.get((r["kind"], r["ref"]), {})) for r in rows]
+                      r["ingest_ns"], found.get((r["kind"], r["ref"]), {}),
+                      tuple(a for a in r["assets"].split(",") if a)) for r in rows]
 
 
 class FeedWaiter:

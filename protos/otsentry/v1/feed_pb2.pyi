@@ -43,18 +43,20 @@ class FeedFilter(_message.Message):
     def __init__(self, sites: _Optional[_Iterable[str]] = ..., min_severity: _Optional[_Union[_finding_pb2.Severity, str]] = ..., techniques: _Optional[_Iterable[str]] = ..., kinds: _Optional[_Iterable[_Union[EventKind, str]]] = ..., assets: _Optional[_Iterable[str]] = ..., detectors: _Optional[_Iterable[str]] = ..., new_only: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("filter", "after", "since_ns", "until_ns", "history_only")
+    __slots__ = ("filter", "after", "since_ns", "until_ns", "history_only", "pcap")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     SINCE_NS_FIELD_NUMBER: _ClassVar[int]
     UNTIL_NS_FIELD_NUMBER: _ClassVar[int]
     HISTORY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PCAP_FIELD_NUMBER: _ClassVar[int]
     filter: FeedFilter
     after: int
     since_ns: int
     until_ns: int
     history_only: bool
-    def __init__(self, filter: _Optional[_Union[FeedFilter, _Mapping]] = ..., after: _Optional[int] = ..., since_ns: _Optional[int] = ..., until_ns: _Optional[int] = ..., history_only: _Optional[bool] = ...) -> None: ...
+    pcap: bool
+    def __init__(self, filter: _Optional[_Union[FeedFilter, _Mapping]] = ..., after: _Optional[int] = ..., since_ns: _Optional[int] = ..., until_ns: _Optional[int] = ..., history_only: _Optional[bool] = ..., pcap: _Optional[bool] = ...) -> None: ...
 
 class Incident(_message.Message):
     __slots__ = ("id", "key", "rule", "title", "severity", "status", "sites", "source_ip", "techniques", "member_count", "first_ns", "last_ns")
@@ -156,3 +158,9 @@ class FeedEvent(_message.Message):
     agent: AgentHealth
     progress: Progress
     def __init__(self, cursor: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., ref: _Optional[int] = ..., new: _Optional[bool] = ..., site: _Optional[str] = ..., agent_id: _Optional[str] = ..., ingest_ns: _Optional[int] = ..., finding: _Optional[_Union[_finding_pb2.Finding, _Mapping]] = ..., incident: _Optional[_Union[Incident, _Mapping]] = ..., asset: _Optional[_Union[Asset, _Mapping]] = ..., agent: _Optional[_Union[AgentHealth, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
+
+class FeedBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[FeedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[FeedEvent, _Mapping]]] = ...) -> None: ...

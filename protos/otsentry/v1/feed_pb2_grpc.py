@@ -37,7 +37,7 @@ class FeedStub:
         self.Subscribe = channel.unary_stream(
                 '/otsentry.v1.Feed/Subscribe',
                 request_serializer=otsentry_dot_v1_dot_feed__pb2.SubscribeRequest.SerializeToString,
-                response_deserializer=otsentry_dot_v1_dot_feed__pb2.FeedEvent.FromString,
+                response_deserializer=otsentry_dot_v1_dot_feed__pb2.FeedBatch.FromString,
                 _registered_method=True)
 
 
@@ -61,7 +61,7 @@ def add_FeedServicer_to_server(servicer, server):
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
                     request_deserializer=otsentry_dot_v1_dot_feed__pb2.SubscribeRequest.FromString,
-                    response_serializer=otsentry_dot_v1_dot_feed__pb2.FeedEvent.SerializeToString,
+                    response_serializer=otsentry_dot_v1_dot_feed__pb2.FeedBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,7 +90,7 @@ class Feed:
             target,
             '/otsentry.v1.Feed/Subscribe',
             otsentry_dot_v1_dot_feed__pb2.SubscribeRequest.SerializeToString,
-            otsentry_dot_v1_dot_feed__pb2.FeedEvent.FromString,
+            otsentry_dot_v1_dot_feed__pb2.FeedBatch.FromString,
             options,
             channel_credentials,
             insecure,
