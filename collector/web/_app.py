@@ -151,6 +151,14 @@ class _Pages:
             raise HTTPException(404, f"no site {inv['site']!r}")
         return self.render("inventory.html", request, page="inventory", inv=inv, sites=names)
 
+    def asset(self, request: Request) -> HTMLResponse:
+        site, aid = request.path_params["site"], request.path_params["aid"]
+        with read(self.engine) as conn:
+            a = Q.asset_detail(conn, site, aid)
+        if a is None:
+            raise HTTPException(404, f"no asset {aid} at site {site!r}")
+        return self.render("asset.html", request, page="inventory", a=a)
+
     async def live_findings(self, request: Request) -> Response:
         try:
             f = Q.parse_filters(request.query_params)
@@ -239,6 +247,7 @@ def create_app(db_url: str, pki_dir: Path, *, poll_s: float = 0.5,
         Route("/live/findings", pages.live_findings), Route("/incidents", pages.incidents),
         Route("/incidents/{iid:int}", pages.incident), Route("/inventory", pages.inventory_index),
         Route("/inventory/{site}", pages.inventory),
+        Route("/inventory/{site}/asset/{aid:int}", pages.asset),
         Route("/login", pages.login, methods=["GET"]),
         Route("/login", pages.login_post, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),

@@ -19,12 +19,14 @@ from sqlalchemy import Connection, and_, func, select
 
 from otsentry.collector.store import FeedFilter
 from otsentry.collector.store import _schema as S
+from otsentry.collector.web._snapshot import asset_view, device_view, snapshot_counts
 from otsentry.common.finding import Severity
 from otsentry.v1 import convert, finding_pb2, inventory_pb2, status_pb2
 
 __all__ = ["Filters", "parse_filters", "when", "finding_summary", "findings_list",
            "finding_detail", "finding_pcap", "agents_overview", "severity_series",
-           "technique_counts", "sites", "inventory", "incident_timeline", "marks"]
+           "technique_counts", "sites", "inventory", "asset_detail", "incident_timeline",
+           "marks"]
 
 F, A, H, M = S.findings.c, S.assets.c, S.asset_history.c, S.incident_members.c
 _TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
@@ -217,25 +219,39 @@ def sites(conn: Connection) -> list[dict[str, Any]]:
     return list(per.values())
 
 
-def _text(hexvalue: str) -> str:
-    raw = bytes.fromhex(hexvalue)
+def _text(hexvalue: Any) -> str:
+    try:
+        raw = bytes.fromhex(hexvalue)
+    except (TypeError, ValueError):
+        return str(hexvalue)
     text = raw.decode("latin-1")
     return text if text.isprintable() else raw.hex(" ")
 
 
+def _stamped(text: str) -> dict[str, Any]:
+    """A stored ``{key: [value, capture_ns]}`` column as ``{key: value}`` ({} when malformed)."""
+    try:
+        pairs = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(pairs, dict):
+        return {}
+    return {k: v[0] for k, v in pairs.items() if isinstance(v, list) and v}
+
+
 def _asset_row(r: Mapping[str, Any]) -> dict[str, Any]:
-    attrs = {k: v for k, (v, _) in json.loads(r["attributes"]).items()}
-    dev = {int(k): _text(v) for k, (v, _) in json.loads(r["device_id"]).items()}
+    dev = {int(k): _text(v) for k, v in _stamped(r["device_id"]).items() if k.isdigit()}
     return {"id": r["id"], "ip": r["ip"], "mac": r["mac"],
             "vlan": None if r["vlan"] == S.NONE else r["vlan"],
-            "unit": None if r["unit"] == S.NONE else r["unit"], "attributes": attrs,
+            "unit": None if r["unit"] == S.NONE else r["unit"],
+            "attributes": _stamped(r["attributes"]),
             "device_id": {DEVICE_ID_NAMES.get(k, f"object {k}"): v for k, v in sorted(dev.items())},
             "first_seen": when(r["first_seen_ns"]), "last_seen": when(r["last_seen_ns"]),
             "removed": r["removed_ns"] > r["last_seen_ns"]}
 
 
 def _describe(asset: dict[str, Any], units: list[dict[str, Any]]) -> dict[str, Any]:
-    """Role, vendor, product, firmware, register map and cycles from the asset and its units."""
+    """Role, name, vendor, product, firmware and snapshot counts from the asset and its units."""
     every = [asset, *units]
 
     def first(*keys: str) -> str:
@@ -247,10 +263,19 @@ def _describe(asset: dict[str, Any], units: list[dict[str, Any]]) -> dict[str, A
         return ""
 
     return {"role": asset["attributes"].get("role", ""),
+            "name": str(asset["attributes"].get("name") or ""),
+            "mac_vendor": str(asset["attributes"].get("mac_vendor") or ""),
             "vendor": first("VendorName", "vendor"), "product": first("ProductName", "ProductCode",
                                                                       "product"),
             "firmware": first("MajorMinorRevision", "firmware"),
-            "registers": first("registers", "register_map"), "cycles": first("cycles")}
+            "counts": snapshot_counts(units)}
+
+
+def _group(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One asset from its rows (the asset's own, unit None, and its units')."""
+    own = next((p for p in rows if p["unit"] is None), rows[0])
+    units = [p for p in rows if p["unit"] is not None]
+    return {**own, **_describe(own, units), "units": units}
 
 
 def inventory(conn: Connection, site: str, history_limit: int = 300) -> dict[str, Any]:
@@ -260,11 +285,7 @@ def inventory(conn: Connection, site: str, history_limit: int = 300) -> dict[str
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["ip"], r["mac"], r["vlan"])].append(r)
-    assets = []
-    for part in groups.values():
-        own = next((p for p in part if p["unit"] is None), part[0])
-        units = [p for p in part if p["unit"] is not None]
-        assets.append({**own, **_describe(own, units), "units": units})
+    assets = [_group(part) for part in groups.values()]
     history = [{"when": when(h["ingest_ns"]), "captured": when(h["capture_ns"]), "ip": h["ip"],
                 "unit": None if h["unit"] == S.NONE else h["unit"], "agent": h["agent_id"],
                 "change": _CHANGES.get(h["change"], str(h["change"])),
@@ -274,6 +295,25 @@ def inventory(conn: Connection, site: str, history_limit: int = 300) -> dict[str
                    select(S.asset_history, A.ip, A.unit).join(S.assets, A.id == H.asset)
                    .where(H.site == site).order_by(H.id.desc()).limit(history_limit)).mappings()]
     return {"site": site, "assets": assets, "history": history}
+
+
+def asset_detail(conn: Connection, site: str, aid: int) -> dict[str, Any] | None:
+    """One asset of ``site`` (by any of its rows' ids) with its units' snapshots, or None.
+
+    Returns:
+        the inventory's asset dict plus ``facts`` (:func:`._snapshot.asset_view`) and,
+        per unit, ``snapshot`` (:func:`._snapshot.device_view`).
+    """
+    key = conn.execute(select(A.ip, A.mac, A.vlan).where(A.site == site, A.id == aid)).first()
+    if key is None:
+        return None
+    rows = [_asset_row(r) for r in conn.execute(select(S.assets).where(
+        A.site == site, A.ip == key.ip, A.mac == key.mac, A.vlan == key.vlan)
+        .order_by(A.unit)).mappings()]
+    asset = _group(rows)
+    for u in asset["units"]:
+        u["snapshot"] = device_view(u["attributes"])
+    return {**asset, "site": site, "facts": asset_view(asset["attributes"])}
 
 
 def incident_timeline(conn: Connection, iid: int) -> list[dict[str, Any]]:

@@ -182,7 +182,7 @@ class TestPages:
         page.click("a[href='/inventory/plant1']")
         inv = page.locator("table.inventory")
         expect(inv).to_contain_text("192.168.0.20")
-        expect(inv.locator("tr", has_text="192.168.0.20")).to_contain_text("server")
+        expect(inv.locator("tr", has_text="192.168.0.20")).to_contain_text("gateway")
         for unit in ("1", "2", "3", "7"):
             expect(inv.locator("tr", has_text="192.168.0.20").locator(".unit", has_text=unit)
                    ).to_have_count(1)
