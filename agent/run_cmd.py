@@ -121,10 +121,6 @@ def delta_of(change: Any, now_ns: int) -> ingest_pb2.Envelope:
     return ingest_pb2.Envelope(queued_ns=now_ns, inventory=delta)
 
 
-#: Seconds between two inventory snapshots sent to the collector (and one at the end of a file).
-SNAPSHOT_S = 60.0
-
-
 def snapshot_delta(snap: Any, now_ns: int) -> ingest_pb2.Envelope:
     """An inventory snapshot (:mod:`otsentry.agent.inventory._snapshot`) as a SEEN delta."""
     delta = inventory_pb2.InventoryDelta(
@@ -162,7 +158,7 @@ class Agent:
         self.findings_out = 0
         self.changes_out = 0
         self.snapshots_out = 0
-        self._snapshot_at = time.monotonic()  # the first snapshot after SNAPSHOT_S
+        self._snapshot_at = time.monotonic()  # the first snapshot one interval in
         self._snapshot_since = 0  # capture time covered by the last snapshot
         self._outbox_stats: dict[str, object] = {}
         self._proc = psutil.Process()
@@ -355,15 +351,15 @@ class Agent:
                 last = time.monotonic()
 
     def _flush(self, engine: Any, inventory: Any, outbox: Any, snapshot: bool = False) -> None:
-        """Queue new findings and inventory changes; every SNAPSHOT_S (and when ``snapshot``)
-        also the state of the assets active since the last snapshot."""
+        """Queue new findings and inventory changes; now and then (and when ``snapshot``)
+        also the state of the assets active since the last snapshot ([agent] snapshot_interval)."""
         from otsentry.agent.inventory import snapshots
 
         findings = engine.drain()
         changes = inventory.drain_changes()
         now = time.time_ns()
         envelopes = [delta_of(c, now) for c in changes]
-        if snapshot or time.monotonic() - self._snapshot_at >= SNAPSHOT_S:
+        if snapshot or time.monotonic() - self._snapshot_at >= self.cfg.snapshot_interval_s:
             self._snapshot_at = time.monotonic()
             snaps = list(snapshots(inventory, self._snapshot_since))
             self._snapshot_since = max([self._snapshot_since, *(x.ts for x in snaps)])

@@ -153,8 +153,10 @@ def _status(args: argparse.Namespace, store: Store, cfg: ReportingConfig) -> int
 def run(args: argparse.Namespace) -> int:
     """Export a bundle or print the status; returns the exit code."""
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
-    cfg = load_collector_config(path).reporting
-    store = Store(args.db or default_url())
+    full = load_collector_config(path)
+    cfg = full.reporting
+    # the store the config names, unless --db says otherwise
+    store = Store(args.db or (f"sqlite:///{full.store}" if path else default_url()))
     try:
         return (_status if args.action == "status" else _export)(args, store, cfg)
     finally:

@@ -127,6 +127,8 @@ class AgentConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     detect: Any = None
     status_file_interval_s: float = 1.0
+    #: how often the state of the active assets is sent to the collector
+    snapshot_interval_s: float = 60.0
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
@@ -349,7 +351,7 @@ def load_agent_config(path: str | os.PathLike[str] | None) -> AgentConfig:
         r.fail(unknown[0], "one of the tables [agent], [capture], [collector], [outbox], [detect], "
                            "[metrics]")
     a = r.table(data, "agent", {"site", "name", "state_dir", "baseline", "learn",
-                                "status_file_interval"})
+                                "status_file_interval", "snapshot_interval"})
     state = r.path(a, "agent.state_dir", Path(os.environ.get("OTSENTRY_STATE_DIR",
                                                              DEFAULT_AGENT_STATE)), base)
     learn = r.duration(a, "agent.learn", 0.0, 0.0) if "learn" in a else None
@@ -364,6 +366,7 @@ def load_agent_config(path: str | os.PathLike[str] | None) -> AgentConfig:
         capture=_capture(r, data), collector=_collector(r, data, state, base),
         outbox=_outbox(r, data), detect=_detect(data, name, text),
         status_file_interval_s=r.duration(a, "agent.status_file_interval", 1.0),
+        snapshot_interval_s=r.duration(a, "agent.snapshot_interval", 60.0, 1.0),
         metrics=_metrics(r, data),
     )
 
