@@ -3,7 +3,9 @@
 ``plant`` starts ``otsentry-collector serve`` with ``[web] listen`` set and
 ``otsentry-agent run --pcap`` on the fault tests' capture (hundreds of findings,
 an inventory, status reports), waits until the agent has delivered everything
-and exits; the browser tests then drive Debian's chromium against it.
+and exits, then replays the sample plant through a second agent under the site
+``sample`` (device identification and user-visible names); the browser tests
+then drive Debian's chromium against it.
 Screenshots go to ``$OTSENTRY_ARTIFACTS`` (default ``test-artifacts/browser``, git-ignored).
 """
 
@@ -26,11 +28,13 @@ from otsentry.common.pki import Identity, build_csr, generate_key, write_private
 from otsentry.common.tls import channel_credentials
 from otsentry.v1 import ingest_pb2, ingest_pb2_grpc
 from tests.conftest import REPO
-from tests.fault.harness import Plant, free_port, wait_port
+from tests.fault.harness import NAME, SITE, Plant, free_port, wait_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("OTSENTRY_ARTIFACTS") or REPO / "test-artifacts" / "browser")
 _NAMES = itertools.count(1)
+#: A second site: the sample plant (device identification, bigger register maps), own agent.
+SAMPLE_SITE, SAMPLE_PCAP = "sample", REPO / "samples" / "plant-small.pcap"
 
 
 @dataclass
@@ -57,6 +61,28 @@ class Dashboard:
         (d / "agent.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return d / "agent.key", d / "agent.crt"
 
+    def replay(self, site: str, name: str, pcap: Path) -> None:
+        """Replay ``pcap`` through a further real agent of ``site`` into the same collector.
+
+        The agent gets the plant's test settings with its own identity, state and
+        credentials; this waits until it has delivered everything and exited.
+        """
+        key, cert = self.agent_creds(site, name)
+        config = self.plant.root / "agent.toml"
+        text = config.read_text()
+        for old, new in ((f'site = "{SITE}"', f'site = "{site}"'),
+                         (f'name = "{NAME}"', f'name = "{name}"'),
+                         ('state_dir = "state"', f'state_dir = "{key.parent / "state"}"'),
+                         ("[collector]\n", f'[collector]\nca = "{self.ca.ca_cert_path}"\n'
+                                          f'cert = "{cert}"\nkey = "{key}"\n')):
+            assert old in text, f"{config} has no {old!r}"
+            text = text.replace(old, new, 1)
+        (key.parent / "agent.toml").write_text(text)
+        self.plant.agent = self.plant._spawn("agent", [
+            "otsentry.agent.cli", "--log-format", "json", "run", "--config",
+            str(key.parent / "agent.toml"), "--pcap", str(pcap)])
+        self.plant.wait_agent(60)
+
     def ship(self, key: Path, cert: Path, batch: ingest_pb2.Batch) -> None:
         """Deliver one batch over mTLS with an agent's key and certificate; wait for its ack.
 
@@ -79,8 +105,11 @@ def _dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         wait_port(web_port)
         plant.start_agent()
         plant.wait_agent(60)
-        yield Dashboard(plant, f"https://localhost:{web_port}", CertificateAuthority(plant.root / "pki"),
-                        f"sqlite:///{plant.root / 'store.sqlite'}")
+        dashboard = Dashboard(plant, f"https://localhost:{web_port}",
+                              CertificateAuthority(plant.root / "pki"),
+                              f"sqlite:///{plant.root / 'store.sqlite'}")
+        dashboard.replay(SAMPLE_SITE, "s1", SAMPLE_PCAP)
+        yield dashboard
     finally:
         plant.stop()
 

@@ -14,7 +14,7 @@ from otsentry.collector.store import Store, read
 from otsentry.collector.store import _schema as S
 from otsentry.common.pki import Identity
 from otsentry.v1 import common_pb2, ingest_pb2, inventory_pb2
-from tests.browser.conftest import Dashboard, screenshot
+from tests.browser.conftest import SAMPLE_SITE, Dashboard, screenshot
 
 #: The gateway of the shared capture and what it showed (``otsentry-agent inventory``):
 #: unit 7 answers holding register 4 (Modicon 400005) with 1000 throughout, and
@@ -102,6 +102,21 @@ class TestAssetPage:
         expect(page.locator("#unit-1 table.ranges")).to_contain_text(MASTER)
         expect(page.locator("#unit-1 dl.facts")).to_contain_text("median")
         screenshot(page, "asset")
+
+    def test_device_identification(self, dashboard: Dashboard,
+                                   analyst_page: BrowserContext) -> None:
+        """The sample plant's gateway shows what it answered to Read Device Identification."""
+        page = analyst_page.pages[0]
+        page.goto(f"{dashboard.url}/inventory/{SAMPLE_SITE}")
+        row = page.locator("table.inventory tbody tr", has_text="10.20.2.21")
+        expect(row).to_contain_text("MGate MB3180")
+        row.locator("a.registers").click()
+        page.wait_for_url(re.compile(r"/asset/\d+$"))
+        expect(page.locator("dl.asset")).to_contain_text("v2.2")
+        expect(page.locator("#unit-1 dl.facts .unit")).to_have_text(
+            ["VendorName: Moxa", "ProductCode: MGate MB3180", "MajorMinorRevision: v2.2"])
+        expect(page.locator("#unit-1 table.registers")).to_have_count(3)
+        screenshot(page, "asset-device-id")
 
     def test_older_or_broken_snapshots(self, dashboard: Dashboard, old_site: str,
                                        analyst_page: BrowserContext) -> None:
