@@ -3,7 +3,8 @@
 - ingest: batches and messages committed, group-commit transactions, and the
   depth of the store's commit queue (batches waiting for the writer thread);
   ``rate(otsentry_collector_messages_committed_total[1m])`` is the ingest rate;
-- agents: streams open and distinct agents connected to this replica.
+- agents: streams open and distinct agents connected to this replica;
+- upstream: incident report stages by recipient and status, and those overdue.
 
 Other parts add theirs to the process-wide registry
 (:data:`otsentry.common.metrics.REGISTRY`), e.g. the upstream reporter::
@@ -23,7 +24,7 @@ from typing import Any
 from otsentry.common.config import CollectorConfig
 from otsentry.common.metrics import REGISTRY, MetricsServer, Registry, serve_metrics
 
-__all__ = ["connected", "register_store", "start_collector_metrics"]
+__all__ = ["connected", "register_store", "register_upstream", "start_collector_metrics"]
 
 #: Open ingest streams per agent (``site/S/agent/A``), on the event loop's thread.
 _STREAMS: Counter[str] = Counter()
@@ -67,6 +68,40 @@ def register_store(store: Any, registry: Registry = REGISTRY) -> None:
                           lambda attr=attr: float(getattr(ingest, attr)))
 
 
+def register_upstream(store: Any, registry: Registry = REGISTRY,
+                      clock: Any = None) -> None:
+    """Reporting upstream, read from the store at each scrape: report stages by recipient and
+    status, and the stages past their due time and not acknowledged (the NICC's clock)."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from otsentry.collector.store import _schema as S
+    from otsentry.collector.store import read
+
+    now = clock or time.time_ns
+    u = S.upstream_reports.c
+
+    def stages() -> dict[tuple[str, ...], float]:
+        with read(store.engine) as conn:
+            rows = conn.execute(select(u.recipient, u.status, func.count())
+                                .group_by(u.recipient, u.status)).all()
+        return {(r, st): float(n) for r, st, n in rows}
+
+    def overdue() -> dict[tuple[str, ...], float]:
+        with read(store.engine) as conn:
+            rows = conn.execute(select(u.recipient, func.count())
+                                .where(u.due_ns < now(), u.status != "acknowledged")
+                                .group_by(u.recipient)).all()
+        return {(r,): float(n) for r, n in rows}
+
+    registry.callback("otsentry_upstream_stages", "Incident report stages by recipient and "
+                      "status (waiting, queued, sending, sent, acknowledged, failed)", "gauge",
+                      stages, labels=("recipient", "status"))
+    registry.callback("otsentry_upstream_overdue", "Report stages past their due time and not "
+                      "acknowledged, by recipient", "gauge", overdue, labels=("recipient",))
+
+
 def start_collector_metrics(cfg: CollectorConfig, store: Any) -> MetricsServer | None:
     """Serve the collector's metrics on ``[metrics] listen``; None when off.
 
@@ -77,4 +112,5 @@ def start_collector_metrics(cfg: CollectorConfig, store: Any) -> MetricsServer |
         return None
     _register_streams(REGISTRY)
     register_store(store)
+    register_upstream(store)
     return serve_metrics(cfg.metrics.listen, cfg.path)

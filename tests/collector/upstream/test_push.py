@@ -186,3 +186,20 @@ def test_automatic_rule_and_policy(sqlite_store: Store, taxii: TaxiiServer) -> N
         assert conn.execute(select(S.incident_declarations.c.by)).scalar_one() == "rule"
     pushed = push_once(sqlite_store.engine, reporting(recipient(taxii)), now=now)
     assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
+
+
+def test_metrics_show_stages_by_status_and_the_overdue(sqlite_store: Store,
+                                                       taxii: TaxiiServer) -> None:
+    """The collector's metrics say what was reported upstream and what is late."""
+    from otsentry.collector.metrics import register_upstream
+    from otsentry.common.metrics import Registry
+
+    iid, now = _declared(sqlite_store, client=ATTACKER)
+    push_once(sqlite_store.engine, reporting(recipient(taxii)), now=now)
+    later = now + 80 * HOUR  # the 72 h notification is due and was never sent
+    registry = Registry()
+    register_upstream(sqlite_store, registry, clock=lambda: later)
+    text = registry.render().decode()
+    assert 'otsentry_upstream_stages{recipient="nicc",status="acknowledged"} 1' in text
+    assert 'otsentry_upstream_stages{recipient="nicc",status="waiting"} 2' in text
+    assert 'otsentry_upstream_overdue{recipient="nicc"} 1' in text
