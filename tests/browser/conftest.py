@@ -73,8 +73,8 @@ class Dashboard:
         for old, new in ((f'site = "{SITE}"', f'site = "{site}"'),
                          (f'name = "{NAME}"', f'name = "{name}"'),
                          ('state_dir = "state"', f'state_dir = "{key.parent / "state"}"'),
-                         ("[collector]\n", f'[collector]\nca = "{self.ca.ca_cert_path}"\n'
-                                          f'cert = "{cert}"\nkey = "{key}"\n')):
+                         ("[collector]\n", (f'[collector]\nca = "{self.ca.ca_cert_path}"\n'
+                                           f'cert = "{cert}"\nkey = "{key}"\n'))):
             assert old in text, f"{config} has no {old!r}"
             text = text.replace(old, new, 1)
         (key.parent / "agent.toml").write_text(text)
