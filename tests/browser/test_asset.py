@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import BrowserContext, expect
 from sqlalchemy import select
 
 from otsentry.collector.store import Store, read
@@ -155,13 +155,3 @@ class TestAssetPage:
         assert resp is not None and resp.status == 404
         resp = page.goto(f"{dashboard.url}/inventory/plant1/asset/999999")
         assert resp is not None and resp.status == 404
-
-    def test_anonymous_is_refused(self, dashboard: Dashboard, browser: Browser) -> None:
-        """The asset page answers 401 with the login form without a certificate or token."""
-        ctx = browser.new_context(ignore_https_errors=True)
-        page = ctx.new_page()
-        resp = page.goto(dashboard.url + "/inventory/plant1/asset/1")
-        assert resp is not None and resp.status == 401
-        expect(page.locator("#token")).to_be_visible()
-        assert GATEWAY not in page.content()
-        ctx.close()

@@ -68,7 +68,7 @@ class TestLogin:
         assert resp is not None and resp.status == 401
         expect(page.locator("#token")).to_be_visible()
         for path in ("/", "/live/findings?after=0", "/static/app.css", "/findings/1/pcap",
-                     "/inventory/plant1"):
+                     "/inventory/plant1", "/inventory/plant1/asset/1"):
             assert ctx.request.get(dashboard.url + path).status == 401, path
         ctx.close()
 
