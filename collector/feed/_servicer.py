@@ -120,27 +120,32 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
         start, end = await self._read(context, partial(_bounds, request))
         log().info("feed subscribed", analyst=peer.identity.short, after=start, until=end,
                    peer=peer.address)
-        cursor, sent = start, 0
+        cursor, sent, reads = start, 0, [0]
         try:
             async for got, frames in self._follow(context, peer, filters, start, end,
-                                                  request.pcap):
+                                                  request.pcap, reads):
                 for data in _batches(frames):
                     yield data
                 cursor, sent = got.scanned, sent + len(got.frames)
         finally:
-            log().info("feed closed", analyst=peer.identity.short, cursor=cursor, events=sent)
+            log().info("feed closed", analyst=peer.identity.short, cursor=cursor, events=sent,
+                       store_reads=reads[0])
 
     async def _follow(self, context: grpc.aio.ServicerContext, peer: Peer, filters: FeedFilter,
-                      cursor: int, end: int | None,
-                      pcap: bool) -> AsyncIterator[tuple[Slice, list[bytes]]]:
-        """(slice, its frames plus any progress event) until the end, if any."""
+                      cursor: int, end: int | None, pcap: bool,
+                      reads: list[int]) -> AsyncIterator[tuple[Slice, list[bytes]]]:
+        """(slice, its frames plus any progress event) until the end, if any; counts the
+        pages read from the store (behind the hub's cache) in ``reads[0]``."""
         live, told, told_at = False, cursor, time.monotonic()
         while True:
             if self._revocations.is_revoked(peer.serial):
                 await refuse(context, grpc.StatusCode.UNAUTHENTICATED, "revoked-while-connected",
                              f"certificate {peer.serial} of {peer.identity.short} was revoked",
                              identity=peer.identity.short, serial=peer.serial)
-            got = await self._next(context, filters, cursor, end, pcap)
+            got = self._hub.take(cursor, filters, pcap=pcap, limit=self._page, end=end)
+            if got is None:
+                reads[0] += 1
+                got = await self._read_page(context, filters, cursor, end, pcap)
             frames = got.frames
             if frames:
                 told, told_at = got.last, time.monotonic()
@@ -158,12 +163,9 @@ class FeedServicer(feed_pb2_grpc.FeedServicer):
                 yield got, frames
             await self._hub.wait(cursor, self._heartbeat_s)
 
-    async def _next(self, context: grpc.aio.ServicerContext, filters: FeedFilter, cursor: int,
-                    end: int | None, pcap: bool) -> Slice:
-        """From the hub's cache of the head if it reaches back to ``cursor``, else one page."""
-        got = self._hub.take(cursor, filters, pcap=pcap, limit=self._page, end=end)
-        if got is not None:
-            return got
+    async def _read_page(self, context: grpc.aio.ServicerContext, filters: FeedFilter,
+                         cursor: int, end: int | None, pcap: bool) -> Slice:
+        """One page from the store, for a subscriber behind the hub's cache."""
         page = await self._read(context, partial(read_page, after=cursor, filters=filters,
                                                  limit=self._page, end=end, pcap=pcap))
         return Slice([event_frame(ev) for ev in page.events],

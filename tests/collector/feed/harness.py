@@ -21,19 +21,25 @@ from tests.collector.conftest import Creds, Pki
 
 
 class Collector:
-    """One replica: a Store on ``url``, its FeedHub and run_server(feed=hub) on a free port."""
+    """One replica: a Store on ``url``, its FeedHub and run_server(feed=hub) on a free port.
+
+    ``cache_entries`` bounds the hub's cache of the head (small: subscribers fall behind it).
+    """
 
     _made = 0
 
-    def __init__(self, url: str, pki: Pki, *, poll_s: float = 0.5, recheck_s: float = 1.0) -> None:
+    def __init__(self, url: str, pki: Pki, *, poll_s: float = 0.5, recheck_s: float = 1.0,
+                 cache_entries: int = 20_000) -> None:
         self.url, self.pki, self.poll_s, self.recheck_s = url, pki, poll_s, recheck_s
+        self.cache_entries = cache_entries
         self.agent_creds = pki.agent()
         Collector._made += 1
         self.analyst_creds = pki.analyst(f"ana{Collector._made}")
 
     async def __aenter__(self) -> Collector:
         self.store = Store(self.url, on_commit=lambda: self.hub.poke())
-        self.hub = FeedHub(self.store.engine, poll_s=self.poll_s, recheck_s=self.recheck_s)
+        self.hub = FeedHub(self.store.engine, poll_s=self.poll_s, recheck_s=self.recheck_s,
+                           cache_entries=self.cache_entries)
         await self.hub.start()
         self.server, self.port = await run_server(self.pki.ca.dir, commit=self.store.commit,
                                                   feed=self.hub)
