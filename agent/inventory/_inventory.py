@@ -125,6 +125,8 @@ class Inventory:
         self._changes: list[InventoryChange] = []
         #: called with each change as it happens (the detection engine listens here)
         self.listeners: list[Callable[[InventoryChange], None]] = []
+        #: asset_name() answers by IP, forgotten whenever an identity or an asset is added
+        self._names: dict[str, str] = {}
         self._flows: dict[Any, _FlowCtx | None] = {}
         #: state that did not fit the limits: {"assets": n, "cycles": n, "changes": n, ...}
         self.dropped: dict[str, int] = {}
@@ -255,6 +257,7 @@ class Inventory:
             self._drop("assets")
             return None
         a = self._assets[aid] = Asset(ip, mac, vlan, ts)
+        self._names.pop(ip, None)
         self._by_ip.setdefault(ip, []).append(a)
         return a
 
@@ -440,6 +443,7 @@ class Inventory:
             self._changes.pop(0)
             self._drop("changes")
         change = InventoryChange(kind, ts, a.ip, a.mac, a.vlan, unit, detail)
+        self._names.clear()
         self._changes.append(change)
         for listener in self.listeners:
             listener(change)
@@ -505,6 +509,7 @@ class Inventory:
                 dev.dropped["device_id_objects"] = dev.dropped.get("device_id_objects", 0) + 1
                 continue
             dev.device_id[oid] = text
+            self._names.clear()
             if old is not None:
                 self._emit("device-id-change", ts, ctx.server, dev.unit,
                            {"field": spec.device_id_object_name(oid), "old": old, "new": text})
@@ -516,6 +521,7 @@ class Inventory:
         if new == dev.server_id:
             return
         old, dev.server_id = dev.server_id, new
+        self._names.clear()
         dev.server_id_text = sid.decode("ascii") if sid.isascii() else None
         if old is not None:
             self._emit("device-id-change", ts, ctx.server, dev.unit,
@@ -542,6 +548,15 @@ class Inventory:
         """A short name for findings: the device identification's vendor and product
         (``Schneider Electric BMX P34 2020``), else the FC17 server id text, else the MAC
         vendor; "" when nothing is known of ``ip``."""
+        got = self._names.get(ip)
+        if got is not None:
+            return got
+        if len(self._names) >= self.limits.max_assets:
+            self._names.clear()
+        got = self._names[ip] = self._name_of(ip)
+        return got
+
+    def _name_of(self, ip: str) -> str:
         assets = self._by_ip.get(ip)
         if not assets:
             return ""
