@@ -75,35 +75,47 @@ class ProcessValues(Family):
 
     def _reads(self, tx: Any, table: str, first: int, values: Any) -> None:
         server, unit, env = tx.flow.server, tx.request.unit, self.envelopes
+        ts = tx.response.ts
+        out: list[tuple[int, int, tuple, int | None]] | None = None
         for i, v in enumerate(values):
             key = (server, unit, table, first + i)
             bounds = env.get(key)
             if bounds is None:
                 continue
-            ts = tx.response.ts
             prev = self.last.get(key)
             if prev is not None:
                 self.last[key] = (v, ts)
             else:
                 self.last.put_new(key, (v, ts))
             if not bounds[0] <= v <= bounds[1]:
-                self._value(tx, key, v, bounds, None)
+                hit: tuple[int, int, tuple, int | None] = (first + i, v, bounds, None)
             elif prev is not None and abs(v - prev[0]) > bounds[2] and _faster(
                     abs(v - prev[0]), ts - prev[1], bounds[3]):
-                self._value(tx, key, v, bounds, prev[0])
+                hit = (first + i, v, bounds, prev[0])
+            else:
+                continue
+            if out is None:
+                out = [hit]
+            else:
+                out.append(hit)
+        if out is not None:
+            self._values(tx, (server, unit, table), out)
 
-    def _value(self, tx: Any, key: tuple, v: int, bounds: tuple, last: int | None) -> None:
-        server, unit, table, addr = key
+    def _values(self, tx: Any, key: tuple, hits: list) -> None:
+        """One hit per answer and register table: the registers of it that left their envelope."""
+        server, unit, table = key
 
         def summary() -> str:
-            what = (f"jumped from {last} to {v}" if last is not None
-                    else f"reads {v}, outside {bounds[0]}..{bounds[1]}")
-            return (f"{table.replace('_', ' ')[:-1]} {addr} of {server} unit {unit} {what} "
+            name = table.replace("_", " ")[:-1]
+            parts = [f"{a} jumped from {last} to {v}" if last is not None
+                     else f"{a} reads {v}, outside {b[0]}..{b[1]}" for a, v, b, last in hits[:3]]
+            more = f" (and {len(hits) - 3} more)" if len(hits) > 3 else ""
+            return (f"{name} {'; '.join(parts)}{more} on {server} unit {unit} "
                     "(learned range).")
 
         self.report("process.value-out-of-envelope", key, tx.response.ts, tx.flow, summary,
-                    unit=unit, fc=tx.request.fc, addresses=(addr,), values=(v,),
-                    frames=(tx.response.frame,))
+                    unit=unit, fc=tx.request.fc, addresses=tuple(h[0] for h in hits),
+                    values=tuple(h[1] for h in hits), frames=(tx.response.frame,))
 
     def _writes(self, tx: Any, first: int, values: tuple[int, ...]) -> None:
         flow, unit = tx.flow, tx.request.unit
