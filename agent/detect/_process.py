@@ -49,12 +49,18 @@ class ProcessValues(Family):
         super().__init__(engine)
         self.margin = self.knob("process.value-out-of-envelope", "margin")
         self.min_samples = self.knob("process.value-out-of-envelope", "min_samples")
-        self.envelopes: dict[tuple, tuple[int, int, int, float]] = {}
+        # Per (server, unit, table): address -> (min, max, step, rate); and the last value read
+        # of each of those addresses with its time. A response covers a run of addresses of one
+        # table, so one lookup per answer finds them all; the inner maps hold only addresses
+        # the baseline has, so they are bounded by the baseline and the outer one by its cap.
+        self.envelopes: dict[tuple, dict[int, tuple[int, int, int, float]]] = {}
         self.last = self.table("last-values")
 
     def on_protect(self, baseline: Any) -> None:
-        self.envelopes = {k: self._bounds(e) for k, e in baseline.registers.items()
-                          if e.count >= self.min_samples}
+        self.envelopes = {}
+        for (server, unit, table, addr), e in baseline.registers.items():
+            if e.count >= self.min_samples:
+                self.envelopes.setdefault((server, unit, table), {})[addr] = self._bounds(e)
 
     def _bounds(self, e: Any) -> tuple[int, int, int, float]:
         pad = max(1, int((e.max - e.min) * self.margin))
@@ -74,24 +80,28 @@ class ProcessValues(Family):
             self._writes(tx, points[1], points[2])
 
     def _reads(self, tx: Any, table: str, first: int, values: Any) -> None:
-        server, unit, env = tx.flow.server, tx.request.unit, self.envelopes
+        key = (tx.flow.server, tx.request.unit, table)
+        env = self.envelopes.get(key)
+        if env is None:
+            return
+        last: dict[int, tuple[int, int]] | None = self.last.get(key)
+        if last is None:
+            last = self.last.put_new(key, {})
         ts = tx.response.ts
         out: list[tuple[int, int, tuple, int | None]] | None = None
-        for i, v in enumerate(values):
-            key = (server, unit, table, first + i)
-            bounds = env.get(key)
+        addr = first - 1
+        for v in values:
+            addr += 1
+            bounds = env.get(addr)
             if bounds is None:
                 continue
-            prev = self.last.get(key)
-            if prev is not None:
-                self.last[key] = (v, ts)
-            else:
-                self.last.put_new(key, (v, ts))
+            prev = last.get(addr)
+            last[addr] = (v, ts)
             if not bounds[0] <= v <= bounds[1]:
-                hit: tuple[int, int, tuple, int | None] = (first + i, v, bounds, None)
+                hit: tuple[int, int, tuple, int | None] = (addr, v, bounds, None)
             elif prev is not None and abs(v - prev[0]) > bounds[2] and _faster(
                     abs(v - prev[0]), ts - prev[1], bounds[3]):
-                hit = (first + i, v, bounds, prev[0])
+                hit = (addr, v, bounds, prev[0])
             else:
                 continue
             if out is None:
@@ -99,7 +109,7 @@ class ProcessValues(Family):
             else:
                 out.append(hit)
         if out is not None:
-            self._values(tx, (server, unit, table), out)
+            self._values(tx, key, out)
 
     def _values(self, tx: Any, key: tuple, hits: list) -> None:
         """One hit per answer and register table: the registers of it that left their envelope."""
@@ -119,8 +129,11 @@ class ProcessValues(Family):
 
     def _writes(self, tx: Any, first: int, values: tuple[int, ...]) -> None:
         flow, unit = tx.flow, tx.request.unit
+        env = self.envelopes.get((flow.server, unit, "holding_registers"))
+        if env is None:
+            return
         for i, v in enumerate(values):
-            bounds = self.envelopes.get((flow.server, unit, "holding_registers", first + i))
+            bounds = env.get(first + i)
             if bounds is None or bounds[0] <= v <= bounds[1]:
                 continue
             self.report("process.setpoint-out-of-envelope",

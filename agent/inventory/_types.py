@@ -139,6 +139,12 @@ def analyse_pairs(pairs: dict[int, PairStats], address: int, values: tuple[int, 
     n = len(values)
     if n < 2:
         return 0
+    for k in range(n - 1):  # a range polled for long has every pair sampled enough: done
+        p = pairs.get(address + k)
+        if p is None or p.n < MAX_PAIR_SAMPLES:
+            break
+    else:
+        return 0
     be = struct.pack(f">{n}H", *values)
     rev = struct.pack(f">{n}H", *reversed(values))
     fbe = _overlapping(be, "f", n)
