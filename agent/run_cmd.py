@@ -180,6 +180,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, stop)
+        loop.add_signal_handler(signal.SIGUSR1, dump_stacks)
         log().info("agent started", agent=self.cfg.agent_id, source=self.source,
                    speed=self.speed, endpoints=list(self.cfg.collector.endpoints),
                    epoch=self.shipper.epoch, state_dir=str(self.state_dir))
@@ -370,3 +371,25 @@ class Agent:
         outbox.put_many(findings, envelopes, queued_ns=now)
         self.findings_out += len(findings)
         self.changes_out += len(changes)
+
+
+def dump_stacks() -> None:
+    """Log where every task and thread is (``kill -USR1 PID``): for an agent that seems stuck."""
+    import sys
+    import traceback
+
+    tasks = {}
+    for task in asyncio.all_tasks():
+        chain, obj = [], task.get_coro()
+        while obj is not None and len(chain) < 50:  # the await chain, outermost first
+            frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+            if frame is None:
+                chain.append(f"awaiting {obj!r}"[:300])
+                break
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
+        tasks[task.get_name()] = chain
+    names = {t.ident: t.name for t in threading.enumerate()}
+    threads = {names.get(ident, str(ident)): "".join(traceback.format_stack(frame)[-8:])
+               for ident, frame in sys._current_frames().items()}
+    log().warning("stack dump", tasks=tasks, threads=threads)

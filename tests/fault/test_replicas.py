@@ -112,8 +112,8 @@ def test_kill_one_replica_mid_stream(cluster: PostgresCluster, pki: Pki, tmp_pat
         victim, at_kill = replicas[0], _stored(store)
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-        codes = [a.wait(timeout=180) for a in agents]
-        assert codes == [0] * AGENTS, [(tmp_path / f"agent{i}.log").read_text()[-1500:]
+        codes = [_wait_or_dump(a, 180) for a in agents]
+        assert codes == [0] * AGENTS, [(tmp_path / f"agent{i}.log").read_text()[-6000:]
                                        for i, c in enumerate(codes) if c]
         _drain_correlation(store)
         messages, lost = _tally(store, tmp_path)
@@ -135,6 +135,16 @@ def test_kill_one_replica_mid_stream(cluster: PostgresCluster, pki: Pki, tmp_pat
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def _wait_or_dump(proc: subprocess.Popen, timeout: float) -> int | None:
+    """The agent's exit code; None, after it logged its stacks (SIGUSR1), when it hangs."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        return None
 
 
 def _stored(store: Store) -> int:
