@@ -39,6 +39,8 @@ __all__ = ["SUMMARY", "add_arguments", "run", "Agent", "STATUS_FILE", "OUTBOX_FI
 SUMMARY = "run the sensor: capture, detect, keep the inventory, deliver to the collector"
 STATUS_FILE = "status.json"
 OUTBOX_FILE = "outbox.sqlite"
+#: once stopping, delivery gets this long to finish what is in flight and close its stream
+SHUTDOWN_S = 20.0
 DEFAULT_CONFIG = "/etc/otsentry/agent.toml"
 
 HELP = """\
@@ -192,7 +194,18 @@ class Agent:
         # A live capture that failed stops the pings: systemd restarts the agent.
         watchdog = asyncio.ensure_future(sdnotify.watchdog_loop(
             stop, healthy=lambda: not self.capture_error))
-        await ship
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([ship, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(ship), SHUTDOWN_S)
+        except asyncio.TimeoutError:
+            # Never hang a stop (systemd, a replay's end): what is not acked stays in the
+            # outbox, which is durable, and goes out on the next start.
+            dump_stacks()
+            log().warning("delivery did not stop in time", after_s=SHUTDOWN_S)
+            ship.cancel()
+            await asyncio.gather(ship, return_exceptions=True)
         sdnotify.stopping()
         self._stop_capture.set()
         await capture

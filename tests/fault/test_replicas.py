@@ -114,7 +114,7 @@ def test_kill_one_replica_mid_stream(cluster: PostgresCluster, pki: Pki, tmp_pat
         victim.wait()
         codes = [_wait_or_dump(a, 180) for a in agents]
         assert codes == [0] * AGENTS, [(tmp_path / f"agent{i}.log").read_text()[-6000:]
-                                       for i, c in enumerate(codes) if c]
+                                       for i, c in enumerate(codes) if c != 0]
         _drain_correlation(store)
         messages, lost = _tally(store, tmp_path)
         duplicated = _duplicated_incidents(store)
