@@ -29,13 +29,17 @@ _MAX_VALUES = 64
 
 
 class Hit:
-    """What a detector saw once: the parts of a finding that come from one occurrence."""
+    """What a detector saw once: the parts of a finding that come from one occurrence.
+
+    ``summary`` and ``assets`` may be functions making them: an update folded into an
+    open finding keeps only the latest, and it is made when a revision is emitted.
+    """
 
     __slots__ = ("entry", "key", "ts", "severity", "summary", "assets", "evidence", "frames",
                  "pcap", "add")
 
-    def __init__(self, entry: Entry, key: tuple, ts: int, severity: Severity, summary: str,
-                 assets: tuple[AssetRef, ...], evidence: dict[str, Any], frames: tuple[int, ...],
+    def __init__(self, entry: Entry, key: tuple, ts: int, severity: Severity, summary: Any,
+                 assets: Any, evidence: dict[str, Any], frames: tuple[int, ...],
                  pcap: Callable[[], bytes] | None, add: int) -> None:
         self.entry, self.key, self.ts, self.severity = entry, key, ts, severity
         self.summary, self.assets, self.evidence = summary, assets, evidence
@@ -113,6 +117,7 @@ class Aggregator:
             for old in list(self.open)[: max(1, self.max_open // 10)]:
                 self._emit(self.open.pop(old))
         fid = finding_id(hit.entry.id, hit.key, hit.ts, self.scope)
+        hit.summary, hit.assets = _made(hit.summary), _made(hit.assets)
         first = Finding(id=fid, revision=1, kind=hit.entry.id, severity=hit.severity,
                         techniques=hit.entry.techniques, first_seen_ns=hit.ts,
                         last_seen_ns=hit.ts, count=hit.add, assets=hit.assets,
@@ -157,6 +162,7 @@ class Aggregator:
             return
         slot.dirty = False
         slot.emitted_ts = slot.last_ts
+        slot.summary, slot.assets = _made(slot.summary), _made(slot.assets)
         ev = slot.evidence
         frames = tuple(slot.first_frames + slot.last_frames)
         evidence = Evidence.make(
@@ -183,6 +189,11 @@ class Aggregator:
                 self._emit(slot)
             if ts is not None and ts - slot.last_ts > self.window_ns:
                 del self.open[k]
+
+
+def _made(x: Any) -> Any:
+    """``x``, or what it makes when it is a function (a lazy summary or asset list)."""
+    return x if isinstance(x, (str, tuple)) else x()
 
 
 def _fields(f: Finding) -> dict[str, Any]:

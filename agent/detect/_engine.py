@@ -254,13 +254,12 @@ class Engine:
                 return
         if sev < cfg.min_severity or not self.agg.admit(kind, key, ts, add):
             return
-        if not isinstance(summary, str):
-            summary = summary()
         evidence = {"flow": _flow_ref(flow), "unit": unit, "fc": fc, "addresses": addresses,
                     "values": values, "details": details}
         ring = flow.ring if flow is not None else None
         pcap = (lambda: pcap_slice(ring)) if ring else None
-        self.agg.hit(Hit(entry, key, ts, sev, summary, self._assets(flow, client, server),
+        self.agg.hit(Hit(entry, key, ts, sev, summary,
+                         lambda: self._assets(flow, client, server),
                          evidence, frames, pcap, add))
 
     def _severity(self, entry: Any, severity: Severity | None, client: str, server: str) -> Severity:

@@ -82,8 +82,8 @@ class TaxiiCollection:
         verify: bool | str = str(rc.ca) if rc.ca else True
         auth = {"user": rc.username, "password": rc.password} if rc.username else {}
         self.root = ApiRoot(rc.api_root, verify=verify, cert=cert, **auth)
-        self.root._conn.session.request = _with_timeout(self.root._conn.session.request,
-                                                        rc.timeout_s)
+        self.root._conn.session.request = _with_defaults(self.root._conn.session.request,
+                                                         timeout=rc.timeout_s, verify=verify)
         self.collection = Collection(f"{rc.api_root}collections/{rc.collection}/",
                                      conn=self.root._conn)
 
@@ -121,10 +121,12 @@ class TaxiiCollection:
         self.root.close()
 
 
-def _with_timeout(request: Callable[..., Any], timeout_s: float) -> Callable[..., Any]:
+def _with_defaults(request: Callable[..., Any], **defaults: Any) -> Callable[..., Any]:
+    """``request`` with keyword defaults.  ``verify`` is passed per request because requests
+    lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the environment override the session's:
+    without it a configured ``ca`` would be ignored wherever those are set."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", timeout_s)
-        return request(*args, **kwargs)
+        return request(*args, **{**defaults, **kwargs})
     return call
 
 
@@ -167,6 +169,53 @@ _HTTP_REASON = {
 }
 
 
+#: TLS failures, by what OpenSSL's message says (lower case), first match wins.  A
+#: server that refuses our client certificate sends an alert; when it closes the
+#: connection before the alert arrives the client sees only EOF or a reset.
+_TLS_REASON: tuple[tuple[str, str], ...] = (
+    ("key values mismatch", "client_key {key} is not the key of client_cert {cert}"),
+    ("alert certificate required",
+     "the server requires a client certificate (TLS alert: certificate required): {mine}"),
+    *((f"alert {alert}", f"the server refused our client certificate (TLS alert: {alert}): "
+                         "{mine}") for alert in ("unknown ca", "bad certificate",
+                                                 "certificate unknown", "certificate expired",
+                                                 "certificate revoked", "unsupported certificate",
+                                                 "access denied")),
+    ("mismatch, certificate is not valid",
+     "the server's certificate does not name the host of api_root ({detail})"),
+    ("certificate verify failed",
+     "the server's certificate is not signed by {ca} (certificate verify failed: {detail})"),
+    ("eof occurred in violation of protocol",
+     "the server closed the connection during the TLS handshake: {closed}"),
+    ("connection reset by peer", "the server reset the connection: {closed}"),
+)
+
+
+def _tls_reason(rc: Recipient, exc: BaseException) -> str | None:
+    """Words for a TLS failure of ``exc`` (None if it is none), naming the key to check."""
+    import re
+
+    text = str(exc).lower()
+    if not rc.api_root.startswith("https:"):
+        return None
+    for marker, reason in _TLS_REASON:
+        if marker in text:
+            detail = re.search(r"verify failed: (.+?) \(_ssl", str(exc), re.IGNORECASE)
+            return reason.format(
+                key=rc.client_key, cert=rc.client_cert,
+                ca=f"the CA in ca = {rc.ca}" if rc.ca else
+                "a CA the system trusts (set ca to the CA bundle of the server's certificate)",
+                detail=detail[1].strip() if detail else marker,
+                mine=f"check that client_cert {rc.client_cert} is signed by a CA the server "
+                     "trusts, valid and not revoked" if rc.client_cert else
+                "none is configured; set client_cert and client_key",
+                closed=f"does it accept client_cert {rc.client_cert} (signed by a CA it trusts, "
+                       "valid, not revoked)?" if rc.client_cert else
+                "does it require a client certificate? none is configured (client_cert, "
+                "client_key)")
+    return None
+
+
 def _call(rc: Recipient, fn: Callable[[], Any]) -> Any:
     """Run one taxii2-client call, turning every failure into a :class:`DeliveryError`."""
     import requests
@@ -179,6 +228,8 @@ def _call(rc: Recipient, fn: Callable[[], Any]) -> Any:
         text = _HTTP_REASON.get(code, f"the server answered HTTP {code}").format(c=rc.collection)
         raise DeliveryError(f"{rc.name} ({rc.api_root}): {text}") from None
     except requests.ConnectionError as exc:
+        if tls := _tls_reason(rc, exc):
+            raise DeliveryError(f"{rc.name} ({rc.api_root}): {tls}") from None
         raise DeliveryError(f"{rc.name}: cannot reach {rc.api_root} ({_short(exc)})") from None
     except requests.Timeout:
         raise DeliveryError(f"{rc.name}: {rc.api_root} did not answer within "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,15 +10,17 @@ from typing import Any
 
 import pytest
 from otsentry.collector.correlate import Rules, correlate_once
+from otsentry.collector.pki import CertificateAuthority
 from otsentry.collector.store import Store, read
 from otsentry.collector.store import _schema as S
-from otsentry.collector.upstream.testing import TaxiiServer
+from otsentry.collector.upstream.testing import TaxiiServer, TaxiiTls
 from otsentry.common.finding import Severity
 from otsentry.common.pki import Identity
 from otsentry.common.upstream_config import Recipient, ReportingConfig, SharingPolicy
 from sqlalchemy import select
 from stix2validator import ValidationOptions, validate_instance
 
+from tests.collector.conftest import Pki
 from tests.collector.store.helpers import batch, delta, finding
 
 P1 = Identity.agent("plant1", "a1")
@@ -34,9 +37,33 @@ def validate(bundle: dict[str, Any]) -> None:
     assert results.is_valid and not results.errors and not warnings, (results.errors, warnings)
 
 
+@contextlib.contextmanager
+def serve_taxii(root: Path, tls: TaxiiTls | None = None) -> Iterator[TaxiiServer]:
+    """The test TAXII server with user nicc, over HTTP, or over HTTPS with ``tls``."""
+    with TaxiiServer.start(root, users={"nicc": "secret"}, tls=tls) as server:
+        yield server
+
+
+def mtls(clients: Pki, server: CertificateAuthority | None = None) -> TaxiiTls:
+    """HTTPS requiring a client certificate from ``clients``' CA, with the server certificate
+    of ``server`` (default: that CA's, for localhost and 127.0.0.1); the server reads back with
+    an analyst certificate of ``clients``."""
+    server = server or clients.ca
+    reader = clients.analyst("taxii-reader")
+    return TaxiiTls(server.server_cert_path, server.server_key_path, clients.ca.ca_cert_path,
+                    (server.ca_cert_path, reader.cert, reader.key))
+
+
 @pytest.fixture(name="taxii")
 def _taxii(tmp_path: Path) -> Iterator[TaxiiServer]:
-    with TaxiiServer.start(tmp_path / "taxii", users={"nicc": "secret"}) as server:
+    with serve_taxii(tmp_path / "taxii") as server:
+        yield server
+
+
+@pytest.fixture(name="taxii_tls")
+def _taxii_tls(tmp_path: Path, pki: Pki) -> Iterator[TaxiiServer]:
+    """The test server over HTTPS, requiring a client certificate signed by ``pki``'s CA."""
+    with serve_taxii(tmp_path / "taxii-tls", mtls(pki)) as server:
         yield server
 
 

@@ -1,4 +1,5 @@
-"""Reports pushed to a real TAXII 2.1 server (medallion): read back, re-push, outages, refusals."""
+"""Reports pushed to a real TAXII 2.1 server (medallion): read back, re-push, outages, refusals,
+and over HTTPS with a client certificate (mutual TLS)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,20 @@ from otsentry.collector.upstream import (
     parse_bundle,
     push_once,
 )
+from otsentry.collector.pki import CertificateAuthority
 from otsentry.collector.upstream.testing import TaxiiServer
-from otsentry.common.upstream_config import Deadlines, Recipient
+from otsentry.common.config import load_collector_config
+from otsentry.common.upstream_config import Deadlines, Recipient, ReportingConfig
 from sqlalchemy import select, update
 
+from tests.collector.conftest import Creds, Pki
 from tests.collector.upstream.conftest import (
     ATTACKER,
     make_incident,
+    mtls,
     recipient,
     reporting,
+    serve_taxii,
     validate,
 )
 
@@ -203,3 +209,83 @@ def test_metrics_show_stages_by_status_and_the_overdue(sqlite_store: Store,
     assert 'otsentry_upstream_stages{recipient="nicc",status="acknowledged"} 1' in text
     assert 'otsentry_upstream_stages{recipient="nicc",status="waiting"} 2' in text
     assert 'otsentry_upstream_overdue{recipient="nicc"} 1' in text
+
+
+def _mtls_config(tmp_path: Path, taxii: TaxiiServer, client: Creds | None,
+                 ca: Path) -> ReportingConfig:
+    """An [[upstream]] table as an admin writes it: ``ca``, and ``client_cert`` and
+    ``client_key`` if ``client`` is given; no username or password."""
+    keys = f'client_cert = "{client.cert}"\nclient_key = "{client.key}"\n' if client else ""
+    path = tmp_path / "collector.toml"
+    path.write_text(f"""
+[reporting]
+organisation = "Example Water"
+retry_initial = "10s"
+
+[[upstream]]
+name = "nicc"
+api_root = "{taxii.api_root}"
+collection = "{taxii.collection}"
+ca = "{ca}"
+{keys}timeout = "10s"
+""")
+    return load_collector_config(path).reporting
+
+
+def test_client_certificate_push_and_read_back(store: Store, taxii_tls: TaxiiServer, pki: Pki,
+                                               tmp_path: Path) -> None:
+    """A server that requires a client certificate accepts a recipient configured with ca,
+    client_cert and client_key only; the collection reads back as valid STIX 2.1."""
+    iid, now = _declared(store, client=ATTACKER)
+    cfg = _mtls_config(tmp_path, taxii_tls, pki.analyst("nicc"), pki.ca.ca_cert_path)
+    assert taxii_tls.api_root.startswith("https://") and not cfg.recipients[0].password
+    pushed = push_once(store.engine, cfg, now=now)
+    assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
+    assert _stages(store, iid, now)["early-warning"]["status"] == "acknowledged"
+    back = _bundle(taxii_tls)
+    validate(back)
+    assert [o for o in back["objects"] if o["type"] == "report"]
+    assert len(parse_bundle(back).objects) == len(back["objects"])
+
+
+@pytest.mark.parametrize("client", ["none", "another-ca"])
+def test_client_certificate_refused(sqlite_store: Store, taxii_tls: TaxiiServer, pki: Pki,
+                                    tmp_path: Path, client: str) -> None:
+    """Without a client certificate, or with one of another CA, the stage fails with a reason
+    that names the client certificate, and is retried; once configured right it goes through."""
+    iid, now = _declared(sqlite_store)
+    creds = None if client == "none" else Pki(tmp_path / "other").analyst("nicc")
+    cfg = _mtls_config(tmp_path, taxii_tls, creds, pki.ca.ca_cert_path)
+    (outcome,) = push_once(sqlite_store.engine, cfg, now=now).outcomes.values()
+    ew = _stages(sqlite_store, iid, now)["early-warning"]
+    assert outcome.status == ew["status"] == "failed" and ew["next_try"]
+    # The server answers with a TLS alert, or closes before the client reads it: both named.
+    if creds is None:
+        assert "client certificate" in ew["reason"] and "none is configured" in ew["reason"]
+    else:
+        assert f"client_cert {creds.cert}" in ew["reason"] and "signed by a CA" in ew["reason"]
+    assert taxii_tls.manifest() == []
+    cfg = _mtls_config(tmp_path, taxii_tls, pki.analyst("nicc"), pki.ca.ca_cert_path)
+    pushed = push_once(sqlite_store.engine, cfg, now=now + 11 * NS)
+    assert [o.status for o in pushed.outcomes.values()] == ["acknowledged"]
+
+
+@pytest.mark.parametrize("server", ["another-ca", "another-name"])
+def test_server_certificate_not_trusted(sqlite_store: Store, pki: Pki, tmp_path: Path,
+                                        server: str) -> None:
+    """A server certificate not signed by the configured ca, or not naming the api_root's
+    host, fails the stage with a reason that says so; nothing reaches the server."""
+    if server == "another-ca":
+        ca = Pki(tmp_path / "other").ca
+        expected = f"the server's certificate is not signed by the CA in ca = {pki.ca.ca_cert_path}"
+    else:
+        ca = CertificateAuthority.init(tmp_path / "named", dns_names=["taxii.example"], ips=[])
+        expected = "the server's certificate does not name the host of api_root (IP address mismatch"
+    trusted = pki.ca.ca_cert_path if server == "another-ca" else ca.ca_cert_path
+    with serve_taxii(tmp_path / "taxii-tls", mtls(pki, ca)) as taxii:
+        iid, now = _declared(sqlite_store)
+        cfg = _mtls_config(tmp_path, taxii, pki.analyst("nicc"), trusted)
+        (outcome,) = push_once(sqlite_store.engine, cfg, now=now).outcomes.values()
+        ew = _stages(sqlite_store, iid, now)["early-warning"]
+        assert outcome.status == ew["status"] == "failed" and expected in ew["reason"], ew["reason"]
+        assert taxii.manifest() == []
