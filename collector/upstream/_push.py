@@ -176,11 +176,9 @@ _TLS_REASON: tuple[tuple[str, str], ...] = (
     ("key values mismatch", "client_key {key} is not the key of client_cert {cert}"),
     ("alert certificate required",
      "the server requires a client certificate (TLS alert: certificate required): {mine}"),
-    *((f"alert {alert}", f"the server refused our client certificate (TLS alert: {alert}): "
-                         "{mine}") for alert in ("unknown ca", "bad certificate",
-                                                 "certificate unknown", "certificate expired",
-                                                 "certificate revoked", "unsupported certificate",
-                                                 "access denied")),
+    *((f"alert {alert}", f"the server refused our client certificate (TLS alert: {alert}): {{mine}}")
+      for alert in ("unknown ca", "bad certificate", "certificate unknown", "certificate expired",
+                    "certificate revoked", "unsupported certificate", "access denied")),
     ("mismatch, certificate is not valid",
      "the server's certificate does not name the host of api_root ({detail})"),
     ("certificate verify failed",

@@ -219,7 +219,7 @@ def _login_by_certificate() -> None:
     from flask import request
     from medallion import auth
 
-    @auth.verify_password  # type: ignore[untyped-decorator]
+    @auth.verify_password
     def _by_certificate(username: str, password: str) -> str | None:
         pem = request.environ.get("SSL_CLIENT_CERT")
         if not pem:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from otsentry.collector.pki import CertificateAuthority
 from otsentry.collector.store import Store, read, write
 from otsentry.collector.store import _schema as S
 from otsentry.collector.upstream import (
@@ -18,7 +19,6 @@ from otsentry.collector.upstream import (
     parse_bundle,
     push_once,
 )
-from otsentry.collector.pki import CertificateAuthority
 from otsentry.collector.upstream.testing import TaxiiServer
 from otsentry.common.config import load_collector_config
 from otsentry.common.upstream_config import Deadlines, Recipient, ReportingConfig
