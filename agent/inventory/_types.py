@@ -181,21 +181,33 @@ def _overlapping(data: bytes, code: str, n: int) -> list:
 
 
 def _sample(p: PairStats, fb: float, fl: float, ib: int, il: int, w0: int, w1: int) -> None:
+    # Written out per word order (0: big, high word w0; 1: little, high word w1): this runs
+    # for every pair of every sampled read, and a loop over a tuple of tuples costs more.
     p.n += 1
-    for o, x, low in ((0, fb, w1), (1, fl, w0)):
-        if _plausible_float(x):
-            p.f[o] += 1
-            p._range(o, x)
-            if low:
-                p.fproof[o] += 1
-    for o, v, high, low in ((0, ib, w0, w1), (1, il, w1, w0)):
-        if -_INT_MAX <= v <= _INT_MAX:
-            p.i[o] += 1
-            p._range(2 + o, v)
-            if high not in (0, 0xFFFF) and low >= 0x100:
-                p.proof[o] += 1
-            if v < 0:
-                p.neg[o] += 1
+    if _plausible_float(fb):
+        _float(p, 0, fb, w1)
+    if _plausible_float(fl):
+        _float(p, 1, fl, w0)
+    if -_INT_MAX <= ib <= _INT_MAX:
+        _int(p, 0, ib, w0, w1)
+    if -_INT_MAX <= il <= _INT_MAX:
+        _int(p, 1, il, w1, w0)
+
+
+def _float(p: PairStats, o: int, x: float, low: int) -> None:
+    p.f[o] += 1
+    p._range(o, x)
+    if low:
+        p.fproof[o] += 1
+
+
+def _int(p: PairStats, o: int, v: int, high: int, low: int) -> None:
+    p.i[o] += 1
+    p._range(2 + o, v)
+    if high != 0 and high != 0xFFFF and low >= 0x100:
+        p.proof[o] += 1
+    if v < 0:
+        p.neg[o] += 1
 
 
 def _change(p: PairStats, o0: int, o1: int, w0: int, w1: int) -> None:
@@ -204,11 +216,15 @@ def _change(p: PairStats, o0: int, o1: int, w0: int, w1: int) -> None:
         return
     p.changes += 1
     # order 0 (big): high word w0; order 1 (little): high word w1
-    for o, dh, dl, step in ((0, d0, d1, w0 - o0), (1, d1, d0, w1 - o1)):
-        if dh and not dl:
-            p.hionly[o] += 1
-        elif dh and dl and step & 0xFFFF in (1, 0xFFFF):
-            p.carry[o] += 1
+    if d0 and not d1:
+        p.hionly[0] += 1
+    elif d1 and not d0:
+        p.hionly[1] += 1
+    else:  # both words changed: a carry when the high word moved by one
+        if (w0 - o0) & 0xFFFF in (1, 0xFFFF):
+            p.carry[0] += 1
+        if (w1 - o1) & 0xFFFF in (1, 0xFFFF):
+            p.carry[1] += 1
 
 
 def guess_single(umin: int, umax: int, smin: int, smax: int) -> str:
