@@ -24,6 +24,21 @@ class _Pair:
         self.count = 0
 
 
+class _Block:
+    """What one block of registers (first address, count) did while learning."""
+
+    __slots__ = ("mins", "maxs", "steps", "rates", "count", "last", "ts")
+
+    def __init__(self, values: Any, ts: int) -> None:
+        self.mins: list[int] = list(values)
+        self.maxs: list[int] = list(values)
+        self.steps: list[int] = [0] * len(values)
+        self.rates: list[float] = [0.0] * len(values)
+        self.count = 1
+        self.last: Any = values
+        self.ts = ts
+
+
 class Learner:
     """Collects what normal looks like; :meth:`baseline` freezes it.
 
@@ -36,7 +51,7 @@ class Learner:
         self.cycles: BoundedMap = BoundedMap(max_keys, "learn.cycles")
         self.latency: BoundedMap = BoundedMap(max_keys, "learn.latency")
         self.rates: BoundedMap = BoundedMap(max_keys, "learn.rates")
-        self.registers: BoundedMap = BoundedMap(max_keys, "learn.registers")
+        self.blocks: BoundedMap = BoundedMap(max_keys, "learn.blocks")
         self.first_ns = 0
         self.last_ns = 0
         self.transactions = 0
@@ -89,26 +104,60 @@ class Learner:
         server, unit = tx.flow.server, req.unit
         table = _READ_TABLES.get(req.fc)
         if table is not None and tx.response.KIND == "message":
-            for i, v in enumerate(tx.response.registers[:125]):
-                self._register((server, unit, table, req.address + i), v, ts)
+            self._block((server, unit, table, req.address), tx.response.registers[:125], ts)
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":
-            for i, v in enumerate(points[2][:125]):
-                self._register((server, unit, points[0], points[1] + i), v, ts)
+            self._block((server, unit, points[0], points[1]), points[2][:125], ts)
 
-    def _register(self, key: tuple, value: int, ts: int) -> None:
-        r = self.registers.get(key)
-        if r is None:
-            self.registers.put_new(key, [Envelope(value, value), value, ts])
+    def _block(self, key: tuple, values: Any, ts: int) -> None:
+        """One answer (or write) of a block of registers: per address min, max, step, rate.
+
+        Learned per block (a poll repeats the same one): steps and rates are between two
+        polls of the same block, as protection measures them."""
+        n = len(values)
+        if not n:
             return
-        env, last, last_ts = r
-        step = abs(value - last)
-        env.min, env.max = min(env.min, value), max(env.max, value)
-        env.max_step = max(env.max_step, step)
-        if ts > last_ts and step:
-            env.max_rate = max(env.max_rate, step * 1e9 / (ts - last_ts))
-        env.count += 1
-        r[1], r[2] = value, ts
+        full = (*key, n)
+        b: _Block | None = self.blocks.get(full)
+        if b is None:
+            self.blocks.put_new(full, _Block(values, ts))
+            return
+        last, dt = b.last, ts - b.ts
+        mins, maxs, steps, rates = b.mins, b.maxs, b.steps, b.rates
+        for i in range(n):
+            v = values[i]
+            if v < mins[i]:
+                mins[i] = v
+            elif v > maxs[i]:
+                maxs[i] = v
+            step = v - last[i]
+            if step:
+                if step < 0:
+                    step = -step
+                if step > steps[i]:
+                    steps[i] = step
+                if dt > 0:
+                    rate = step * 1e9 / dt
+                    if rate > rates[i]:
+                        rates[i] = rate
+        b.count += 1
+        b.last, b.ts = values, ts
+
+    def _envelopes(self) -> dict[tuple, Envelope]:
+        """Per register (server, unit, table, address): every block covering it, merged."""
+        out: dict[tuple, Envelope] = {}
+        for (server, unit, table, first, n), b in self.blocks.items():
+            for i in range(n):
+                key = (server, unit, table, first + i)
+                e = out.get(key)
+                if e is None:
+                    out[key] = Envelope(b.mins[i], b.maxs[i], b.steps[i], b.rates[i], b.count)
+                else:
+                    e.min, e.max = min(e.min, b.mins[i]), max(e.max, b.maxs[i])
+                    e.max_step = max(e.max_step, b.steps[i])
+                    e.max_rate = max(e.max_rate, b.rates[i])
+                    e.count += b.count
+        return out
 
     def baseline(self) -> Baseline:
         """Freeze what was learned into a :class:`Baseline`."""
@@ -123,7 +172,7 @@ class Learner:
             s = sorted(samples)
             b.latency[key] = (s[len(s) // 2], s[min(len(s) - 1, len(s) * 95 // 100)], len(s))
         b.rates = {k: v[1] for k, v in self.rates.items()}
-        b.registers = {k: v[0] for k, v in self.registers.items()}
+        b.registers = self._envelopes()
         b.index()
         return b
 

@@ -4,8 +4,9 @@ Each holding or input register seen while learning has an envelope: its
 minimum and maximum, its largest step between two readings and its largest
 rate of change.  A write outside [min, max] (widened by ``margin``) changes a
 setpoint beyond anything seen: high (T0836 Modify Parameter, T0831
-Manipulation of Control).  A value read outside it, or a jump larger than any
-learned step, is low by default: process values drift.  Registers learned from fewer than
+Manipulation of Control).  A value read outside it, or a jump since the previous
+poll of the same block larger (and faster) than any learned step, is low by
+default: process values drift.  Registers learned from fewer than
 ``min_samples`` values are not judged.
 """
 
@@ -38,6 +39,18 @@ ENTRIES: Final = (
 _READS: Final = {3: "holding_registers", 4: "input_registers"}
 
 
+class _Range:
+    """One polled block of registers: the envelope of each of its addresses (None where the
+    baseline has none) and its last answer with its time."""
+
+    __slots__ = ("bounds", "last", "ts")
+
+    def __init__(self, bounds: list[tuple[int, int, int, float] | None] | None) -> None:
+        self.bounds = bounds
+        self.last: Any = None
+        self.ts = 0
+
+
 class ProcessValues(Family):
     """Register values of read responses and write requests, against their envelopes."""
 
@@ -49,15 +62,17 @@ class ProcessValues(Family):
         super().__init__(engine)
         self.margin = self.knob("process.value-out-of-envelope", "margin")
         self.min_samples = self.knob("process.value-out-of-envelope", "min_samples")
-        # Per (server, unit, table): address -> (min, max, step, rate); and the last value read
-        # of each of those addresses with its time. A response covers a run of addresses of one
-        # table, so one lookup per answer finds them all; the inner maps hold only addresses
-        # the baseline has, so they are bounded by the baseline and the outer one by its cap.
+        # Per (server, unit, table): address -> (min, max, step, rate).
         self.envelopes: dict[tuple, dict[int, tuple[int, int, int, float]]] = {}
-        self.last = self.table("last-values")
+        # Per polled block (server, unit, table, first address, count): a _Range. A poll
+        # reads the same block again and again, so one lookup per answer finds every
+        # envelope and the previous values; a jump is measured against the previous poll
+        # of the same block.
+        self.ranges = self.table("polled-blocks")
 
     def on_protect(self, baseline: Any) -> None:
         self.envelopes = {}
+        self.ranges.clear()
         for (server, unit, table, addr), e in baseline.registers.items():
             if e.count >= self.min_samples:
                 self.envelopes.setdefault((server, unit, table), {})[addr] = self._bounds(e)
@@ -80,28 +95,32 @@ class ProcessValues(Family):
             self._writes(tx, points[1], points[2])
 
     def _reads(self, tx: Any, table: str, first: int, values: Any) -> None:
-        key = (tx.flow.server, tx.request.unit, table)
-        env = self.envelopes.get(key)
-        if env is None:
-            return
-        last: dict[int, tuple[int, int]] | None = self.last.get(key)
-        if last is None:
-            last = self.last.put_new(key, {})
+        n = len(values)
+        server, unit = tx.flow.server, tx.request.unit
+        block = (server, unit, table, first, n)
+        r: _Range | None = self.ranges.get(block)
+        if r is None:
+            env = self.envelopes.get((server, unit, table), {})
+            found = [env.get(first + i) for i in range(n)]
+            r = self.ranges.put_new(block, _Range(
+                found if any(b is not None for b in found) else None))
+        bounds_of = r.bounds
+        if bounds_of is None:
+            return  # no register of this block has an envelope
+        prev, prev_ts = r.last, r.ts
         ts = tx.response.ts
+        r.last, r.ts = values, ts
         out: list[tuple[int, int, tuple, int | None]] | None = None
-        addr = first - 1
-        for v in values:
-            addr += 1
-            bounds = env.get(addr)
+        for i in range(n):
+            bounds = bounds_of[i]
             if bounds is None:
                 continue
-            prev = last.get(addr)
-            last[addr] = (v, ts)
+            v = values[i]
             if not bounds[0] <= v <= bounds[1]:
-                hit: tuple[int, int, tuple, int | None] = (addr, v, bounds, None)
-            elif prev is not None and abs(v - prev[0]) > bounds[2] and _faster(
-                    abs(v - prev[0]), ts - prev[1], bounds[3]):
-                hit = (addr, v, bounds, prev[0])
+                hit: tuple[int, int, tuple, int | None] = (first + i, v, bounds, None)
+            elif prev is not None and abs(v - prev[i]) > bounds[2] and _faster(
+                    abs(v - prev[i]), ts - prev_ts, bounds[3]):
+                hit = (first + i, v, bounds, prev[i])
             else:
                 continue
             if out is None:
@@ -109,7 +128,7 @@ class ProcessValues(Family):
             else:
                 out.append(hit)
         if out is not None:
-            self._values(tx, key, out)
+            self._values(tx, (server, unit, table), out)
 
     def _values(self, tx: Any, key: tuple, hits: list) -> None:
         """One hit per answer and register table: the registers of it that left their envelope."""
