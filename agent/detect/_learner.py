@@ -29,13 +29,13 @@ class _Block:
 
     __slots__ = ("mins", "maxs", "steps", "rates", "count", "last", "ts")
 
-    def __init__(self, values: Any, ts: int) -> None:
+    def __init__(self, values: tuple[int, ...], ts: int) -> None:
         self.mins: list[int] = list(values)
         self.maxs: list[int] = list(values)
         self.steps: list[int] = [0] * len(values)
         self.rates: list[float] = [0.0] * len(values)
         self.count = 1
-        self.last: Any = values
+        self.last: tuple[int, ...] = values
         self.ts = ts
 
 
@@ -109,7 +109,7 @@ class Learner:
         if points is not None and points[0] == "holding_registers":
             self._block((server, unit, points[0], points[1]), points[2][:125], ts)
 
-    def _block(self, key: tuple, values: Any, ts: int) -> None:
+    def _block(self, key: tuple, values: tuple[int, ...], ts: int) -> None:
         """One answer (or write) of a block of registers: per address min, max, step, rate.
 
         Learned per block (a poll repeats the same one): steps and rates are between two
@@ -125,7 +125,7 @@ class Learner:
         last, dt = b.last, ts - b.ts
         mins, maxs, steps, rates = b.mins, b.maxs, b.steps, b.rates
         for i in range(n):
-            v = values[i]
+            v: int = values[i]
             if v < mins[i]:
                 mins[i] = v
             elif v > maxs[i]:

@@ -47,7 +47,7 @@ class _Range:
 
     def __init__(self, bounds: list[tuple[int, int, int, float] | None] | None) -> None:
         self.bounds = bounds
-        self.last: Any = None
+        self.last: tuple[int, ...] | None = None
         self.ts = 0
 
 
@@ -94,7 +94,7 @@ class ProcessValues(Family):
         if points is not None and points[0] == "holding_registers":
             self._writes(tx, points[1], points[2])
 
-    def _reads(self, tx: Any, table: str, first: int, values: Any) -> None:
+    def _reads(self, tx: Any, table: str, first: int, values: tuple[int, ...]) -> None:
         n = len(values)
         server, unit = tx.flow.server, tx.request.unit
         block = (server, unit, table, first, n)
@@ -108,14 +108,14 @@ class ProcessValues(Family):
         if bounds_of is None:
             return  # no register of this block has an envelope
         prev, prev_ts = r.last, r.ts
-        ts = tx.response.ts
+        ts: int = tx.response.ts
         r.last, r.ts = values, ts
         out: list[tuple[int, int, tuple, int | None]] | None = None
         for i in range(n):
             bounds = bounds_of[i]
             if bounds is None:
                 continue
-            v = values[i]
+            v: int = values[i]
             if not bounds[0] <= v <= bounds[1]:
                 hit: tuple[int, int, tuple, int | None] = (first + i, v, bounds, None)
             elif prev is not None and abs(v - prev[i]) > bounds[2] and _faster(
