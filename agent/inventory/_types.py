@@ -145,12 +145,13 @@ def analyse_pairs(pairs: dict[int, PairStats], address: int, values: tuple[int, 
             break
     else:
         return 0
-    be = struct.pack(f">{n}H", *values)
-    rev = struct.pack(f">{n}H", *reversed(values))
-    fbe = _overlapping(be, "f", n)
-    ibe = _overlapping(be, "i", n)
-    fle = _overlapping(rev, "f", n)[::-1]
-    ile = _overlapping(rev, "i", n)[::-1]
+    words, even, odd = _structs(n)
+    be = words.pack(*values)
+    rev = words.pack(*values[::-1])
+    # float32 of pair k, big word order: at byte 4*(k//2) of ``be`` for even k, 2 + 4*(k//2)
+    # for odd k; little word order: pair n-2-k of the reversed words, likewise.
+    fe, fo = even.unpack_from(be, 0), odd.unpack_from(be, 2)
+    re, ro = even.unpack_from(rev, 0), odd.unpack_from(rev, 2)
     dropped = 0
     for k in range(n - 1):
         w0, w1 = values[k], values[k + 1]
@@ -164,20 +165,31 @@ def analyse_pairs(pairs: dict[int, PairStats], address: int, values: tuple[int, 
             pairs[address + k] = p = PairStats()
         elif p.n >= MAX_PAIR_SAMPLES:
             continue
-        _sample(p, fbe[k], fle[k], ibe[k], ile[k], w0, w1)
+        j = n - 2 - k
+        fb = fo[k >> 1] if k & 1 else fe[k >> 1]
+        fl = ro[j >> 1] if j & 1 else re[j >> 1]
+        ib = w0 << 16 | w1
+        if ib >= 0x80000000:
+            ib -= 0x100000000
+        il = w1 << 16 | w0
+        if il >= 0x80000000:
+            il -= 0x100000000
+        _sample(p, fb, fl, ib, il, w0, w1)
         if old is not None:
             _change(p, old[k], old[k + 1], w0, w1)
     return dropped
 
 
-def _overlapping(data: bytes, code: str, n: int) -> list:
-    """32-bit values at every 16-bit offset of ``data`` (n-1 of them)."""
-    even = struct.unpack(f">{n // 2}{code}", data[: 4 * (n // 2)])
-    odd = struct.unpack(f">{(n - 1) // 2}{code}", data[2: 2 + 4 * ((n - 1) // 2)])
-    out = [None] * (n - 1)
-    out[0::2] = even[: len(out[0::2])]
-    out[1::2] = odd
-    return out
+_STRUCTS: dict[int, tuple[struct.Struct, struct.Struct, struct.Struct]] = {}
+
+
+def _structs(n: int) -> tuple[struct.Struct, struct.Struct, struct.Struct]:
+    """For ``n`` registers: n big-endian words; the float32s at even and at odd offsets."""
+    got = _STRUCTS.get(n)
+    if got is None:
+        got = _STRUCTS[n] = (struct.Struct(f">{n}H"), struct.Struct(f">{n // 2}f"),
+                             struct.Struct(f">{(n - 1) // 2}f"))
+    return got
 
 
 def _sample(p: PairStats, fb: float, fl: float, ib: int, il: int, w0: int, w1: int) -> None:
