@@ -94,10 +94,13 @@ class Protocol(Family):
         if tx.violations:
             for v in tx.violations:
                 self._spec(tx, v)
-        for msg in (tx.request, tx.response):
-            if msg is not None and msg.violations and msg.KIND == "message":
-                for v in msg.violations:
-                    self._spec(tx, v)
+        req, rsp = tx.request, tx.response  # per transaction: no tuple of the two
+        if req is not None and req.violations and req.KIND == "message":
+            for v in req.violations:
+                self._spec(tx, v)
+        if rsp is not None and rsp.violations and rsp.KIND == "message":
+            for v in rsp.violations:
+                self._spec(tx, v)
 
     def _spec(self, tx: Any, v: str) -> None:
         flow, msg = tx.flow, tx.first
