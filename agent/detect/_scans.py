@@ -114,7 +114,7 @@ class Scans(Family):
             self._exception(tx, st, ts)
         elif isinstance(m, Message) and m.fc <= 4 and tx.request is not None:
             msg: Any = m
-            n = st.blocks.add(ts, (m.fc, msg.address))
+            n = st.blocks.add(ts, m.fc << 16 | msg.address)  # (function, start) as one int
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 
@@ -151,7 +151,7 @@ class Scans(Family):
 
     def _address_sweep(self, tx: Any, st: _Pair, how: str) -> None:
         flow = tx.flow
-        addrs = sorted({a for _fc, a in st.blocks.items})[:64]
+        addrs = sorted({b & 0xFFFF for b in st.blocks.items})[:64]
         self.report("scan.addresses", (flow.client, flow.server), tx.first.ts, flow,
                     f"{flow.client} {how} on {flow.server} within a minute: an address sweep.",
                     unit=tx.unit, fc=tx.fc, addresses=tuple(addrs), frames=(tx.first.frame,))

@@ -65,54 +65,34 @@ class Window:
     """Distinct items seen in a sliding window of capture time (bounded).
 
     ``add(ts, item)`` records an occurrence and returns how many distinct items
-    were seen in the last ``span_ns``.  At most ``cap`` items are kept (the least
-    recent go first), so the count saturates at ``cap``.
+    were seen in the last ``span_ns``.  At most ``cap`` items are kept, so the
+    count saturates at ``cap``; when full, the item seen first goes (a repeat then
+    costs one lookup and one store, with no reordering).
     """
 
-    __slots__ = ("span_ns", "cap", "items", "oldest", "last", "last_ts")
+    __slots__ = ("span_ns", "cap", "items", "oldest")
 
     def __init__(self, span_ns: int, cap: int = 1024) -> None:
         self.span_ns = span_ns
         self.cap = cap
-        #: item -> time last seen; the most recent item's entry may be older than
-        #: ``last_ts`` (a repeat of the same item only moves ``last_ts``)
-        self.items: dict[Any, int] = {}
+        self.items: dict[Any, int] = {}  # item -> time last seen, in order first seen
         self.oldest = 0
-        #: the item inserted last: while it is in ``items``, it is the most recent one
-        self.last: Any = None
-        self.last_ts = 0
 
     def add(self, ts: int, item: Any) -> int:
         """Record ``item`` at ``ts``; return the number of distinct items in the window."""
         items = self.items
         if ts - self.oldest > self.span_ns and items:
-            self._expire(ts)
-        last = self.last
-        if item == last and last is not None and item in items:
-            self.last_ts = ts  # a repeat (a steady poll): nothing else moves
-            return len(items)
-        if last is not None and last in items:
-            items[last] = self.last_ts
-        if item in items:
-            del items[item]  # insertion order = recency order
-        else:
+            limit = ts - self.span_ns
+            for old in [i for i, t in items.items() if t < limit]:
+                del items[old]
+            self.oldest = min(items.values(), default=ts)
+        if item not in items:
             if len(items) >= self.cap:
                 del items[next(iter(items))]
             elif not items:
                 self.oldest = ts
-        self.last, self.last_ts = item, ts
         items[item] = ts
         return len(items)
-
-    def _expire(self, ts: int) -> None:
-        items = self.items
-        last = self.last
-        if last is not None and last in items:
-            items[last] = self.last_ts
-        limit = ts - self.span_ns
-        for old in [i for i, t in items.items() if t < limit]:
-            del items[old]
-        self.oldest = min(items.values(), default=ts)
 
 
 class Bucket:
