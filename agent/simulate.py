@@ -92,6 +92,10 @@ FIELD_IPS = tuple(f"127.0.0.{h}" for h in range(30, 40))
 SETPOINT = (1, 100)
 SETPOINT_VALUES = (480, 520)
 UNITS = (1, 2, 3)
+#: What the PLC answers to a device identification read (FC 43/14), object id -> value.
+IDENTITY = {"VendorName": "otsentry", "ProductCode": "SIM-PLC", "MajorMinorRevision": "1.0",
+            "VendorUrl": "https://example.invalid/otsentry", "ProductName": "plant simulator",
+            "ModelName": "SIM-3U"}
 LINKTYPE_ETHERNET = 1
 
 
@@ -207,10 +211,7 @@ class Plc:
         from pymodbus.pdu.device import ModbusDeviceIdentification
         from pymodbus.server import ModbusTcpServer
 
-        identity = ModbusDeviceIdentification(info_name={
-            "VendorName": "otsentry", "ProductCode": "SIM-PLC", "MajorMinorRevision": "1.0",
-            "VendorUrl": "https://example.invalid/otsentry", "ProductName": "plant simulator",
-            "ModelName": "SIM-3U"})
+        identity = ModbusDeviceIdentification(info_name=dict(IDENTITY))
         self.server = ModbusTcpServer(self._devices(), address=(self.host, self.port),
                                       identity=identity, broadcast_enable=True,
                                       trace_pdu=self._trace_pdu, trace_packet=self._trace_packet)
@@ -371,10 +372,12 @@ Attack = Callable[[Plant], Awaitable[None]]
 
 async def run_plant(port: int, normal_s: float = 3.0, attack: Attack | None = None,
                     attack_s: float = 3.0, period_s: float = 0.2, with_historian: bool = True,
-                    field_devices: int = 0, seed: int = 1) -> Plant:
+                    field_devices: int = 0, seed: int = 1, startup: Attack | None = None) -> Plant:
     """Run the plant for ``normal_s``, then ``attack`` (if any), then until ``attack_s`` has
     passed since the attack began; stop everything and return the :class:`Plant` (with the
-    wall-clock time the attack began, in ns, for the learning split)."""
+    wall-clock time the attack began, in ns, for the learning split).  ``startup`` runs
+    once the masters poll, within ``normal_s`` (normal traffic, such as
+    :func:`scada_identify`)."""
     plc = Plc(PLC_IP, port, seed=seed)
     await plc.start()
     fields = [Plc(ip, port, units=(1,), seed=seed + k) for k, ip in enumerate(FIELD_IPS[:field_devices])]
@@ -386,7 +389,10 @@ async def run_plant(port: int, normal_s: float = 3.0, attack: Attack | None = No
     for m in masters:
         m.start()
     try:
-        await asyncio.sleep(normal_s)
+        t0 = time.monotonic()
+        if startup is not None:
+            await startup(plant)
+        await asyncio.sleep(max(0.0, normal_s - (time.monotonic() - t0)))
         plant.attack_start_ns = time.time_ns()
         t = time.monotonic()
         if attack is not None:
@@ -460,6 +466,15 @@ async def device_id(plant: Plant, ip: str = ROGUE_IP) -> None:
     await _quietly(c.read_device_information(read_code=1, device_id=1))
     await _quietly(c.read_device_information(read_code=2, device_id=1))
     await _quietly(c.report_device_id(device_id=1))
+    c.close()
+
+
+async def scada_identify(plant: Plant, ip: str = HMI_IP) -> None:
+    """Normal traffic: the SCADA host reads the PLC's identification (FC 43/14, basic and
+    regular objects) once, as SCADA and engineering software do when they connect."""
+    c = await _client(plant.port, ip)
+    await _quietly(c.read_device_information(read_code=1, device_id=1))
+    await _quietly(c.read_device_information(read_code=2, device_id=1))
     c.close()
 
 

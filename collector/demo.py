@@ -174,7 +174,7 @@ revision_interval = "2s"
                 await asyncio.sleep(0.5)
 
         asyncio.run(sim.run_plant(plc_port, normal_s=self.learn_s + 4, attack=attack,
-                                  attack_s=5))
+                                  attack_s=5, startup=sim.scada_identify))
         self.agent = agent
 
     def run_replay(self, plc_port: int) -> None:
@@ -274,10 +274,10 @@ def can_capture() -> bool:
 def build_capture(path: Path, port: int, learn_s: float) -> int:
     """The demo's plant and attack as a capture file: for hosts where live capture is refused.
 
-    The HMI polls holding registers 0-9 and input registers 0-4 of unit 1 every
-    200 ms and writes the setpoint every 2 s; the historian reads input registers of
-    units 1 and 3 every 500 ms; after learning, the attacker scans unit ids, writes and
-    restarts communications.
+    The HMI reads the PLC's identification once, polls holding registers 0-9 and
+    input registers 0-4 of unit 1 every 200 ms and writes the setpoint every 2 s; the
+    historian reads input registers of units 1 and 3 every 500 ms; after learning, the
+    attacker scans unit ids, writes and restarts communications.
     """
     from otsentry.agent import simulate as sim
     from otsentry.agent.detect.testing import Wire
@@ -289,6 +289,10 @@ def build_capture(path: Path, port: int, learn_s: float) -> int:
     hmi = wire.connect(t0, sim.HMI_IP, sim.PLC_IP, sport=port)
     hist = wire.connect(t0 + s // 10, sim.HISTORIAN_IP, sim.PLC_IP, sport=port)
     c1, c3 = Conversation(unit=1), Conversation(unit=3)
+    objects = [(oid, value.encode()) for oid, value in enumerate(sim.IDENTITY.values())]
+    for k, (code, objs) in enumerate(((1, objects[:3]), (2, objects[3:]))):
+        wire.exchange(hmi, t0 + (1 + k) * s // 1000, *c1.exchange(
+            43, read_code=code, object_id=0, objects=objs, conformity_level=0x82))
     end = t0 + int((learn_s + 12) * s)
     t, i = t0 + s // 100, 0
     while t < end:
@@ -341,9 +345,20 @@ def print_inventory(inv: dict[str, Any]) -> None:
                     cycles += n
         ident = " / ".join(x for x in (a["vendor"], a["product"], a["firmware"]) if x) or \
             a["attributes"].get("name", "") or "-"
-        units = ",".join(str(u["unit"]) for u in a["units"]) or "-"
+        units = spans(sorted(u["unit"] for u in a["units"])) or "-"
         print(f"   {a['ip']:<16} {a['role'] or '-':<8} {ident[:40]:<40} {units:<10} {regs:>9} "
               f"{cycles:>6}")
+
+
+def spans(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3,7"``."""
+    out: list[str] = []
+    for n in numbers:
+        if out and out[-1].rsplit("-", 1)[-1] == str(n - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ",".join(out)
 
 
 def print_findings(findings: list[dict[str, Any]]) -> None:
@@ -372,16 +387,27 @@ def print_stix(demo: Demo, incident: int) -> None:
     except (OSError, ValueError):
         note("(no bundle written)")
         return
-    kinds = Counter(o["type"] for o in bundle.get("objects", []))
-    note(f"bundle {bundle_path.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
-    for o in bundle.get("objects", []):
+    objects = bundle.get("objects", [])
+    note(f"bundle {bundle_path.name}: {len(objects)} objects ({type_counts(objects)})")
+    names = {o["id"]: o.get("name", o["id"]) for o in objects if o["type"] == "marking-definition"}
+    for o in objects:
         if o["type"] in ("incident", "report", "grouping"):
             print(f"   {o['type']}: {o.get('name', '')}")
-            for ref in o.get("object_marking_refs", [])[:1]:
-                print(f"     marking: {ref}")
-    back = demo.taxii.objects() if demo.taxii else []
-    note(f"read back from the NICC's TAXII collection: {len(back)} objects "
-         f"({', '.join(f'{n} {k}' for k, n in sorted(Counter(o['type'] for o in back).items()))})")
+            marks = [names.get(ref, ref) for ref in o.get("object_marking_refs", [])]
+            if marks:
+                print(f"     marking: {', '.join(marks)}")
+    if demo.taxii is None:
+        return
+    # medallion lists extension definitions only in the manifest (see TaxiiServer.objects)
+    back = demo.taxii.objects()
+    listed = {o["id"] for o in back}
+    back += [{"type": m["id"].split("--")[0]} for m in demo.taxii.manifest()
+             if m["id"] not in listed]
+    note(f"read back from the NICC's TAXII collection: {len(back)} objects ({type_counts(back)})")
+
+
+def type_counts(objects: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(Counter(o["type"] for o in objects).items()))
 
 
 def main(argv: list[str] | None = None) -> int:

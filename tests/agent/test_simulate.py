@@ -51,13 +51,14 @@ async def _session(port: int) -> dict:
         await asyncio.sleep(0.1)
         out["after_broadcast"] = (await c.read_holding_registers(100, count=1,
                                                                  device_id=2)).registers
+        # before listen-only, which silences the PLC for the HMI too
+        out["errors_before_stop"] = hmi.errors
         await c.diag_force_listen_only(device_id=1)
         await asyncio.sleep(0.05)
         with pytest.raises(ModbusException):
             await c.read_holding_registers(0, count=1, device_id=1)  # silent now
         out["silent"] = plc.listen_only
         plc.listen_only = False
-        out["errors_before_stop"] = hmi.errors
         c.close()
     finally:
         await hmi.stop()

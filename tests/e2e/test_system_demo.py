@@ -33,10 +33,18 @@ def _check(out: str, root: Path) -> None:
     plc = next(line for line in out.splitlines() if line.strip().startswith("127.0.0.20"))
     regs, cycles = map(int, plc.split()[-2:])
     assert regs > 0 and cycles > 0, plc
+    # ... and its vendor and product from the identification the HMI read (the simulator's)
+    from otsentry.agent.simulate import IDENTITY
+
+    assert IDENTITY["VendorName"] in plc and IDENTITY["ProductName"] in plc, plc
     # the bundle sent is on disk, and the NICC holds the incident
     bundle = json.loads((root / "incident-1.json").read_text())
     assert any(o["type"] == "incident" for o in bundle["objects"])
-    assert "read back from the NICC's TAXII collection" in out and " 1 incident" in out
+    assert "marking: TLP:AMBER" in out
+    # everything sent is held upstream, the Modbus extension definition included
+    n = len(bundle["objects"])
+    assert f"read back from the NICC's TAXII collection: {n} objects" in out, out
+    assert " 1 incident" in out and " 1 extension-definition" in out
     assert "login token: ots1." in out
 
 
