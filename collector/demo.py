@@ -364,10 +364,10 @@ def spans(numbers: list[int]) -> str:
 def print_findings(findings: list[dict[str, Any]]) -> None:
     from otsentry.common.finding import Severity
 
-    by_sev = Counter(str(Severity(r["severity"] + 1)) for r in findings)
+    by_sev = Counter(str(Severity(r["severity"])) for r in findings)
     note(", ".join(f"{by_sev[s]} {s}" for s in SEVERITY_ORDER if by_sev[s]) or "none")
     for r in findings:
-        sev = str(Severity(r["severity"] + 1))
+        sev = str(Severity(r["severity"]))
         if sev in ("critical", "high", "medium"):
             print(f"   {sev.upper():<8} {r['kind']:<32} x{r['count']:<4} {r['summary'][:90]}")
 

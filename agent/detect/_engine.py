@@ -272,7 +272,15 @@ class Engine:
         return sev
 
     def context_of(self, client: str, server: str) -> str:
-        """``learned-master``, ``new-host`` or "" for a client talking to a server."""
+        """``learned-master``, ``new-host`` or "" for a client talking to a server.
+
+        While learning, every client is what the baseline will make it: known.  SCADA
+        software reads a device's identification when it connects, before its first
+        poll; graded as a new host, the usual master would raise a high finding during
+        the very traffic that defines normal.
+        """
+        if self.mode == "learning":
+            return "learned-master"
         if self.mode == "protect" and self.baseline is not None:
             if self.baseline.is_master_of(client, server):
                 return "learned-master"

@@ -22,8 +22,9 @@ TECHNIQUE_ALIASES: Final[dict[str, str]] = {}
 
 #: The contexts a hit can be seen in, and what they mean (see ``Entry.context``).
 CONTEXTS: Final[dict[str, str]] = {
-    "learned-master": "the client polls this server in the baseline (or, while learning "
-                      "or without a baseline, was seen polling it before)",
+    "learned-master": "the client polls this server in the baseline; while learning, any "
+                      "client (what is seen then becomes the baseline); without a baseline, "
+                      "the client was seen polling this server before",
     "new-host": "the client is in no baseline and was first seen less than a minute earlier",
 }
 

@@ -79,6 +79,19 @@ def test_device_id_read_severity_depends_on_who_reads() -> None:
     assert found == {"10.0.0.10": Severity.INFO, "10.0.0.66": Severity.HIGH}
 
 
+def test_device_id_read_while_learning_is_info_and_after_it_high_from_a_new_host() -> None:
+    """The SCADA host reads the identification as it connects, before its first poll: while
+    learning that is normal (info); after learning, the same read from a new host is high."""
+    conv = Conversation(unit=1)
+    reads = [conv.exchange(43, read_code=1)] + [conv.exchange(3, address=0, registers=(1,))
+                                                 for _ in range(5)]
+    wire = _session(reads, client="10.0.0.10")
+    _session([conv.exchange(43, read_code=1)], client="10.0.0.66", wire=wire, start=T0 + 30 * S)
+    found = {f.assets[0].ip: f.severity for f in detect_frames(
+        wire.sorted_frames(), learn_ns=20 * S)[1] if f.kind == "modbus.device-id"}
+    assert found == {"10.0.0.10": Severity.INFO, "10.0.0.66": Severity.HIGH}
+
+
 def test_suppress_rules_drop_matching_findings() -> None:
     """A suppress rule for the engineering workstation silences its restarts only."""
     cfg = config_from_dict({"suppress": [{"detectors": ["modbus.fc8-*"], "client": "10.0.0.66"}]})
