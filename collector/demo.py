@@ -232,6 +232,23 @@ revision_interval = "2s"
         return {"findings": findings, "incidents": incidents, "upstream": upstream,
                 "inventory": inv}
 
+    def sent_bundle(self, incident: int) -> tuple[str, list[dict[str, Any]]]:
+        """(stage, objects) of the latest report of ``incident`` the NICC acknowledged."""
+        from sqlalchemy import select
+
+        from otsentry.collector.store import _schema as S, connect, read
+
+        engine = connect(f"sqlite:///{self.root / 'collector.sqlite'}")
+        try:
+            with read(engine) as conn:
+                u = S.upstream_reports.c
+                row = conn.execute(select(u.stage, u.bundle).where(
+                    u.incident == incident, u.status == "acknowledged").order_by(
+                    u.acked_ns.desc()).limit(1)).first()
+        finally:
+            engine.dispose()
+        return (row.stage, json.loads(row.bundle)) if row is not None and row.bundle else ("", [])
+
     def stop(self) -> None:
         for p in reversed(self.procs):
             if p.poll() is None:
@@ -372,23 +389,17 @@ def print_findings(findings: list[dict[str, Any]]) -> None:
             print(f"   {sev.upper():<8} {r['kind']:<32} x{r['count']:<4} {r['summary'][:90]}")
 
 
-def run_cli(root: Path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "otsentry.collector.cli", "--log-format", "json",
-                          *args], cwd=root, capture_output=True, text=True, check=False)
-    return out.stdout + (out.stderr if out.returncode else "")
-
-
 def print_stix(demo: Demo, incident: int) -> None:
-    bundle_path = demo.root / f"incident-{incident}.json"
-    run_cli(demo.root, "report", "--incident", str(incident), "--config", "collector.toml",
-            "--out", str(bundle_path))
-    try:
-        bundle = json.loads(bundle_path.read_text())
-    except (OSError, ValueError):
-        note("(no bundle written)")
+    from otsentry.collector.upstream import make_bundle
+
+    stage, objects = demo.sent_bundle(incident)
+    if not objects:
+        note("(nothing was acknowledged upstream)")
         return
-    objects = bundle.get("objects", [])
-    note(f"bundle {bundle_path.name}: {len(objects)} objects ({type_counts(objects)})")
+    bundle_path = demo.root / f"incident-{incident}.json"
+    bundle_path.write_text(json.dumps(make_bundle(objects), indent=1) + "\n")
+    note(f"the {stage.replace('-', ' ')} sent, as {bundle_path.name}: {len(objects)} objects "
+         f"({type_counts(objects)})")
     names = {o["id"]: o.get("name", o["id"]) for o in objects if o["type"] == "marking-definition"}
     for o in objects:
         if o["type"] in ("incident", "report", "grouping"):
@@ -398,12 +409,24 @@ def print_stix(demo: Demo, incident: int) -> None:
                 print(f"     marking: {', '.join(marks)}")
     if demo.taxii is None:
         return
-    # medallion lists extension definitions only in the manifest (see TaxiiServer.objects)
-    back = demo.taxii.objects()
-    listed = {o["id"] for o in back}
-    back += [{"type": m["id"].split("--")[0]} for m in demo.taxii.manifest()
-             if m["id"] not in listed]
-    note(f"read back from the NICC's TAXII collection: {len(back)} objects ({type_counts(back)})")
+    # The manifest lists every object version the collection holds (extension definitions
+    # included, which medallion leaves out of its object listings: see TaxiiServer.objects).
+    from otsentry.collector.upstream._push import _holds
+
+    held: dict[str, set[str]] = {}
+    for m in demo.taxii.manifest():
+        held.setdefault(m["id"], set()).add(m.get("version", ""))
+    there = [o for o in objects if _holds(held.get(o["id"], set()), o.get("modified"))]
+    older = sum(len(v) for v in held.values()) - len(there)
+    missing = [o for o in objects if o not in there]
+    note(f"read back from the NICC's TAXII collection: "
+         f"{'all ' if not missing else ''}{len(there)} of {len(objects)} objects of "
+         f"{bundle_path.name}, in this version"
+         + (f" (missing: {type_counts(missing)})" if missing else "")
+         + (f"; it also holds {older} object versions sent before the incident grew"
+            if older > 0 else ""))
+    note(f"(for a site with no link upstream: otsentry-collector report --incident {incident} "
+         "--out FILE writes such a bundle to carry by hand)")
 
 
 def type_counts(objects: list[dict[str, Any]]) -> str:
