@@ -52,7 +52,7 @@ class Flow:
     __slots__ = ("id", "transport", "kind", "client_ip", "server_ip", "client_port", "server_port",
                  "client", "server", "client_mac", "server_mac", "vlan", "vlans", "ttl",
                  "server_ttl", "window", "first_ts", "last_ts", "packets", "midstream", "decoder",
-                 "streams", "txs", "tries", "closed", "keys", "user", "ring", "json_fields",
+                 "streams", "txs", "tries", "closed", "keys", "user", "det", "ring", "json_fields",
                  "seen_ends", "tls")
 
     def __init__(self, fid: int, transport: str, client_ip: bytes, client_port: int,
@@ -83,8 +83,11 @@ class Flow:
         #: Last raw frames of the flow, ``(ts, linktype, data, frame)``, when the pipeline
         #: keeps them (``PipelineConfig.ring_frames``); evidence for pcap slices.
         self.ring: deque | None = None
-        #: Free slot for consumers (inventory, detectors) to hang per-flow state on.
+        #: Free slot for consumers to hang per-flow state on.
         self.user: object = None
+        #: The detection engine's state of this flow's (client, server) pair
+        #: (:class:`otsentry.agent.detect._state.PairState`), shared by the pair's flows.
+        self.det: object = None
         #: The flow's keys as a JSON fragment, made once by the JSON lines output.
         self.json_fields: str | None = None
         #: Bit 1: a frame from the client was seen; bit 2: from the server (link details).

@@ -18,13 +18,14 @@ Modes: ``plain`` (no baseline: policy and behavioural detectors), ``learning``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from otsentry.agent.detect._aggregate import Aggregator, Hit
 from otsentry.agent.detect._config import DetectConfig
 from otsentry.agent.detect._pcap import pcap_slice
 from otsentry.agent.detect._registry import FAMILIES, catalogue
-from otsentry.agent.detect._state import BoundedMap
+from otsentry.agent.detect._state import BoundedMap, PairState
+from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message
 from otsentry.agent.transactions import Transaction
 from otsentry.common.errors import ConfigError
@@ -76,7 +77,9 @@ class Engine:
         self.agg = Aggregator(cfg.window_ns, cfg.revision_interval_ns, cfg.max_new_per_window,
                               cfg.max_keys, scope, agent_clock or (lambda ts: ts), live)
         self.findings: dict[str, Finding] = {}
-        self.polls = self._table("polls")
+        #: (client, server) -> the pair's state, also cached on its flows (``Flow.det``)
+        self.pairs = self._table("pairs")
+        self.pairs.marks = True
         self.hosts = self._table("hosts")
         self._flows = self._table("flows")
         self.families = [family(self) for family in FAMILIES]
@@ -127,9 +130,10 @@ class Engine:
 
     # --- the sink ---------------------------------------------------------------------------
 
-    def __call__(self, flow: Any, events: list, txs: list) -> None:
+    def __call__(self, flow: Flow | None, events: list, txs: list) -> None:
         if events:
-            ts: int = events[0].ts
+            e0 = events[0]
+            ts: int = e0.ts if isinstance(e0, Message) else e0.ts
         elif txs:
             first: Transaction = txs[0]
             ts = first.first.ts
@@ -153,7 +157,7 @@ class Engine:
         if txs:
             self._transactions(txs)
 
-    def _flow_seen(self, flow: Any, ts: int) -> None:
+    def _flow_seen(self, flow: Flow, ts: int) -> None:
         seen = self._flows.get(flow.id)
         if seen is None:
             self._flows.put_new(flow.id, flow.seen_ends)
@@ -167,9 +171,17 @@ class Engine:
             hook(flow, ts)
 
     def _transactions(self, txs: list) -> None:
-        status, every, polls, hosts = self._status, self._every, self.polls, self.hosts
+        status, every, hosts = self._status, self._every, self.hosts
         for tx in txs:
             t: Transaction = tx
+            flow: Flow = t.flow
+            d = flow.det
+            if d is None:
+                pair = self._pair(flow)
+            else:
+                pair = cast(PairState, d)
+                if pair.dead:
+                    pair = self._pair(flow)
             st = t.status
             hooks = status.get(st)
             if hooks:
@@ -177,17 +189,20 @@ class Engine:
                     hook(t)
             for hook in every:
                 hook(t)
-            flow = t.flow
-            client = flow.client
             if st == "ok" and (t.first.fc or 0) <= 4:  # ok: a message, fc never None
-                key = (client, flow.server)
-                n = polls.get(key)
-                if n is None:
-                    polls.get_or_make(key, int)
-                    n = 0
-                polls[key] = n + 1
+                pair.polls += 1
+            client = flow.client
             if client not in hosts:
                 hosts.put_new(client, t.first.ts)  # first seen (capture time)
+
+    def _pair(self, flow: Flow) -> PairState:
+        """The state of ``flow``'s (client, server) pair, made if new; cached on the flow."""
+        key = (flow.client, flow.server)
+        pair = self.pairs.get(key)
+        if pair is None:
+            pair = self.pairs.put_new(key, PairState(flow.client, flow.server))
+        flow.det = pair
+        return pair
 
     def inventory_change(self, change: Any) -> None:
         """One change of the inventory (:class:`InventoryChange`), as it happens.
@@ -285,7 +300,8 @@ class Engine:
             if self.baseline.is_master_of(client, server):
                 return "learned-master"
             return "" if self.baseline.knows_host(client) else "new-host"
-        if self.polls.get((client, server), 0) >= _POLLS_FOR_MASTER:
+        pair = self.pairs.get((client, server))
+        if pair is not None and pair.polls >= _POLLS_FOR_MASTER:
             return "learned-master"
         first = self.hosts.get(client)
         # Still "new" for its first minute: an attacker's opening requests (a UMAS info read

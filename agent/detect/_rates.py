@@ -8,11 +8,11 @@ brute force I/O: only writes that keep changing a point are T0806.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
-from otsentry.agent.detect._state import Bucket
+from otsentry.agent.detect._state import Bucket, PairState
 from otsentry.agent.detect._writes import write_points
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message
@@ -50,12 +50,13 @@ ENTRIES: Final = (
 
 
 class _Pair:
-    __slots__ = ("second", "exc", "streak", "answered", "lost")
+    __slots__ = ("second", "exc", "streak", "answered", "lost", "spike")
 
-    def __init__(self) -> None:
+    def __init__(self, exc_span: int, spike: int) -> None:
         self.second = Bucket(1_000_000_000)
-        self.exc = Bucket(0)
+        self.exc = Bucket(exc_span)
         self.streak = self.answered = self.lost = 0
+        self.spike = spike  # requests in one second that make a spike (0: none learned)
 
 
 class Rates(Family):
@@ -74,21 +75,23 @@ class Rates(Family):
         self.un_n = self.knob("rate.unanswered-storm", "unanswered")
         self.timeout = int(self.knob("rate.unanswered-storm", "timeout_s") * 1e9)
         self.chronic = self.knob("rate.unanswered-storm", "chronic")
-        self.pairs = self.table("pairs")
         self.points = self.table("written-points")
         self.spike: dict[tuple[str, str], int] = {}
 
     def on_protect(self, baseline: Any) -> None:
         factor, low = self.knob("rate.spike", "factor"), self.knob("rate.spike", "minimum")
         self.spike = {k: max(low, int(r * factor)) for k, r in baseline.rates.items()}
+        for pair in self.engine.pairs.values():
+            if pair.rates is not None:
+                pair.rates.spike = self.spike.get((pair.client, pair.server), 0)
 
     def tx(self, tx: Transaction) -> None:
         flow: Flow = tx.flow
-        key = (flow.client, flow.server)
-        got = self.pairs.get(key)
+        pair = cast(PairState, flow.det)  # set by the engine before the hooks run
+        got = pair.rates
         if got is None:
-            got = self.pairs.get_or_make(key, _Pair)
-            got.exc.span_ns = self.exc_span
+            got = pair.rates = _Pair(self.exc_span,
+                                     self.spike.get((flow.client, flow.server), 0))
         st: _Pair = got
         req = tx.request
         ts = tx.first.ts
@@ -97,7 +100,7 @@ class Rates(Family):
             n = st.second.hit(ts)
             if n == self.flood:
                 self._flood(tx, n, "rate.flood")
-            elif self.spike and n == self.spike.get(key, 0):
+            elif n == st.spike:
                 self._flood(tx, n, "rate.spike")
             fc = req.fc
             if (fc == 5 or fc == 6 or fc == 15 or fc == 16 or fc == 23) \

@@ -1,6 +1,6 @@
 """Scans: unit id sweeps, function code sweeps, address sweeps and host sweeps.
 
-State is one small record per (client, server) in a bounded table.  Counts are
+State is one small record per (client, server), kept in the engine's pair state.  Counts are
 distinct items in a sliding window of capture time; a sweep is reported when
 it crosses its threshold and again each time it doubles, so a long scan is one
 finding whose count grows, not thousands of findings.
@@ -13,11 +13,11 @@ was probed, not polled.  Normal masters poll their servers over and over.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
-from otsentry.agent.detect._state import Bucket, Window
+from otsentry.agent.detect._state import Bucket, PairState, Window
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message
 from otsentry.agent.transactions import Transaction
@@ -91,15 +91,14 @@ class Scans(Family):
         self.th_hosts, self.probe_max = k("hosts", "hosts"), k("hosts", "probe_requests")
         self.settle = int(k("hosts", "settle_s") * 1e9)
         self.host_span = int(k("hosts", "window_s") * 1e9)
-        self.pairs = self.table("pairs")
         self.contacts = self.table("new-contacts")
         self.probes = self.table("probed-hosts")
 
     def tx(self, tx: Transaction) -> None:
         flow: Flow = tx.flow
-        key = (flow.client, flow.server)
-        got = self.pairs.get(key)
-        st: _Pair = got if got is not None else self._new_pair(key, flow, tx.first.ts)
+        pair = cast(PairState, flow.det)  # set by the engine before the hooks run
+        got = pair.scans
+        st: _Pair = got if got is not None else self._new_pair(pair, flow, tx.first.ts)
         st.txs += 1
         m = tx.first
         ts, rep = m.ts, st.reported
@@ -118,8 +117,8 @@ class Scans(Family):
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 
-    def _new_pair(self, key: tuple[str, str], flow: Flow, ts: int) -> _Pair:
-        st = self.pairs.put_new(key, _Pair(self.span))
+    def _new_pair(self, pair: PairState, flow: Flow, ts: int) -> _Pair:
+        st = pair.scans = _Pair(self.span)
         contacts = self.contacts.get(flow.client)
         if contacts is None:
             contacts = self.contacts.put_new(flow.client, deque(maxlen=1024))
@@ -160,7 +159,8 @@ class Scans(Family):
         for client, dq in list(self.contacts.items()):
             while dq and ts - dq[0][0] >= self.settle:
                 _t0, server = dq.popleft()
-                st = self.pairs.get((client, server))
+                pair = self.engine.pairs.get((client, server))
+                st = pair.scans if pair is not None else None
                 if st is not None and st.txs <= self.probe_max:
                     self._probe(client, server, ts)
             if not dq:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BoundedMap", "Window", "Bucket"]
+__all__ = ["BoundedMap", "PairState", "Window", "Bucket"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -26,13 +26,15 @@ class BoundedMap(dict, Generic[K, V]):  # type: ignore[type-arg]
         name: what the map holds, for the eviction report.
     """
 
-    __slots__ = ("cap", "evicted", "name")
+    __slots__ = ("cap", "evicted", "name", "marks")
 
-    def __init__(self, cap: int, name: str) -> None:
+    def __init__(self, cap: int, name: str, marks: bool = False) -> None:
         super().__init__()
         self.cap = cap
         self.evicted = 0
         self.name = name
+        #: evicted values are marked ``dead`` (for values others hold references to)
+        self.marks = marks
 
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
         """The value of ``key``, created with ``make()`` (evicting when full) if missing."""
@@ -57,8 +59,30 @@ class BoundedMap(dict, Generic[K, V]):  # type: ignore[type-arg]
     def _evict(self) -> None:
         drop = max(1, self.cap // 10)
         for key in list(self)[:drop]:
-            del self[key]
+            value = self.pop(key)
+            if self.marks:
+                value.dead = True
         self.evicted += drop
+
+
+class PairState:
+    """What detection keeps per (client, server), held by the engine's ``pairs`` table and
+    cached on every flow of the pair (``Flow.det``), so a transaction finds it with no
+    lookup.  Evicted from the table, it is marked ``dead`` and the flows look it up again.
+
+    Attributes:
+        polls: successful reads (function codes 1 to 4) the client made of the server.
+        scans, rates: the :class:`Scans` and :class:`Rates` families' state, once made.
+    """
+
+    __slots__ = ("client", "server", "polls", "scans", "rates", "dead")
+
+    def __init__(self, client: str, server: str) -> None:
+        self.client, self.server = client, server
+        self.polls = 0
+        self.scans: Any = None
+        self.rates: Any = None
+        self.dead = False
 
 
 class Window:

@@ -121,3 +121,26 @@ def test_state_is_bounded_and_evictions_are_reported() -> None:
     eng, findings = detect_frames(wire.sorted_frames(), config=DetectConfig(max_keys=100))
     assert all(len(t) <= 100 for t in eng.tables)
     assert any(f.kind == "detect.state-evicted" for f in findings)
+
+
+def test_a_flow_whose_pair_was_evicted_shares_the_new_pair_state() -> None:
+    """Two connections of one client to one server count as one pair, even after the pair's
+    state was evicted while the first connection stayed open: 150 requests on each within
+    a second make one flood (200), which two separate states would each miss."""
+    ms = 1_000_000
+    wire, conv = Wire(), Conversation(unit=1)
+    first = wire.connect(T0, "10.0.0.66", "10.0.0.20")
+    wire.exchange(first, T0 + 10 * ms, *conv.exchange(3, address=0, registers=(1,)))
+    for h in range(150):  # other pairs evict 10.0.0.66's state (max_keys 100)
+        conn = wire.connect(T0 + S + h * ms, f"10.1.0.{h + 1}", "10.0.0.20")
+        wire.exchange(conn, T0 + S + h * ms + 100_000, *conv.exchange(3, address=0,
+                                                                     registers=(1,)))
+    second = wire.connect(T0 + 2 * S, "10.0.0.66", "10.0.0.20")
+    t = T0 + 3 * S
+    for k in range(150):
+        for conn in (first, second):
+            wire.exchange(conn, t + k * 3 * ms, *conv.exchange(3, address=0, registers=(1,)),
+                          latency_ns=ms)
+    eng, findings = detect_frames(wire.sorted_frames(), config=DetectConfig(max_keys=100))
+    assert eng.pairs.evicted > 0
+    assert [f.assets[0].ip for f in findings if f.kind == "rate.flood"] == ["10.0.0.66"]
