@@ -14,12 +14,15 @@ Sans-I/O: no clock, no I/O; time comes with each hit.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from otsentry.agent.detect._entry import Entry
+from otsentry.agent.detect._pcap import pcap_slice
 from otsentry.agent.detect._state import Bucket
-from otsentry.common.finding import AssetRef, Evidence, Finding, Severity, Times, finding_id
+from otsentry.common.finding import (AssetRef, Evidence, Finding, Flow as FlowRef, Severity,
+                                     Times, finding_id)
 
 __all__ = ["Aggregator", "Hit"]
 
@@ -28,38 +31,51 @@ _LAST_FRAMES = 24
 _MAX_VALUES = 64
 
 
+#: The raw evidence of one occurrence: (flow, unit, function code, addresses, values,
+#: details); made into an :class:`Evidence` only when a revision is emitted.
+RawEvidence = tuple[Any, "int | None", "int | None", tuple, tuple, "dict[str, str] | None"]
+#: Whom an occurrence involves: (flow, client, server); made into asset references only when
+#: a revision is emitted.
+Involved = tuple[Any, str, str]
+
+
 class Hit:
     """What a detector saw once: the parts of a finding that come from one occurrence.
 
-    ``summary`` and ``assets`` may be functions making them: an update folded into an
-    open finding keeps only the latest, and it is made when a revision is emitted.
+    ``summary`` may be a function making it.  An update folded into an open finding keeps
+    only the latest summary, assets and evidence, in their raw form, and they are made
+    when a revision is emitted: a flood of hits costs no text, no asset list and no
+    evidence object each.  ``ring`` is the flow's frame ring for the pcap slice (or None).
     """
 
     __slots__ = ("entry", "key", "ts", "severity", "summary", "assets", "evidence", "frames",
-                 "pcap", "add")
+                 "ring", "add")
 
     def __init__(self, entry: Entry, key: tuple, ts: int, severity: Severity, summary: Any,
-                 assets: Any, evidence: dict[str, Any], frames: tuple[int, ...],
-                 pcap: Callable[[], bytes] | None, add: int) -> None:
+                 assets: Involved, evidence: RawEvidence, frames: tuple[int, ...],
+                 ring: deque | None, add: int) -> None:
         self.entry, self.key, self.ts, self.severity = entry, key, ts, severity
         self.summary, self.assets, self.evidence = summary, assets, evidence
-        self.frames, self.pcap, self.add = frames, pcap, add
+        self.frames, self.ring, self.add = frames, ring, add
 
 
 class _Slot:
     """Mutable aggregation state of one open finding."""
 
-    __slots__ = ("finding", "count", "last_ts", "severity", "summary", "assets", "evidence",
-                 "first_frames", "last_frames", "pcap", "emitted_ts", "dirty")
+    __slots__ = ("finding", "count", "last_ts", "severity", "summary", "involved", "assets",
+                 "evidence", "first_frames", "last_frames", "pcap", "emitted_ts", "dirty")
 
     def __init__(self, finding: Finding, hit: Hit) -> None:
         self.finding = finding
         self.count = hit.add
         self.last_ts = hit.ts
         self.severity = hit.severity
-        self.summary, self.assets, self.evidence = hit.summary, hit.assets, hit.evidence
+        self.summary: Any = hit.summary
+        self.involved = hit.assets
+        self.assets: tuple[AssetRef, ...] | None = None  # made from involved when emitted
+        self.evidence = hit.evidence
         self.first_frames = list(hit.frames[:_FIRST_FRAMES])
-        self.last_frames = list(hit.frames[_FIRST_FRAMES:])[-_LAST_FRAMES:]
+        self.last_frames: deque[int] = deque(hit.frames[_FIRST_FRAMES:], _LAST_FRAMES)
         self.pcap = b""
         self.emitted_ts = hit.ts
         self.dirty = True
@@ -69,7 +85,8 @@ class Aggregator:
     """Open findings per (detector, key); see the module docstring."""
 
     def __init__(self, window_ns: int, revision_interval_ns: int, max_new: int, max_open: int,
-                 scope: str, agent_clock: Callable[[int], int], live: bool) -> None:
+                 scope: str, agent_clock: Callable[[int], int], live: bool,
+                 assets_of: Callable[[Any, str, str], tuple[AssetRef, ...]]) -> None:
         self.window_ns = window_ns
         self.interval_ns = revision_interval_ns
         self.max_new = max_new
@@ -77,10 +94,19 @@ class Aggregator:
         self.scope = scope
         self.clock = agent_clock
         self.live = live
+        self.assets_of = assets_of  # (flow, client, server) -> asset references
         self.open: dict[tuple[str, tuple], _Slot] = {}
         self.new_per_kind: dict[str, Bucket] = {}
         self.dropped: dict[str, int] = {}
         self.out: list[Finding] = []
+
+    def current(self, kind: str, key: tuple, ts: int) -> _Slot | None:
+        """The open finding a hit of ``kind`` for ``key`` at ``ts`` folds into, if any
+        (then :meth:`fold` it; else :meth:`admit`, then :meth:`hit`)."""
+        slot = self.open.get((kind, key))
+        if slot is not None and ts - slot.last_ts <= self.window_ns:
+            return slot
+        return None
 
     def admit(self, kind: str, key: tuple, ts: int, add: int) -> bool:
         """Whether a hit of ``kind`` for ``key`` at ``ts`` goes on to :meth:`hit`.
@@ -89,8 +115,7 @@ class Aggregator:
         counted in :attr:`dropped` and nothing else is built for it, so a flood of hits
         costs a lookup each, not a finding each.
         """
-        slot = self.open.get((kind, key))
-        if slot is not None and ts - slot.last_ts <= self.window_ns:
+        if self.current(kind, key, ts) is not None:
             return True
         bucket = self.new_per_kind.get(kind)
         if bucket is None:
@@ -105,7 +130,8 @@ class Aggregator:
         k = (hit.entry.id, hit.key)
         slot = self.open.get(k)
         if slot is not None and hit.ts - slot.last_ts <= self.window_ns:
-            self._update(slot, hit)
+            self.fold(slot, hit.entry, hit.ts, hit.severity, hit.summary, hit.assets,
+                      hit.evidence, hit.frames, hit.ring, hit.add)
             return
         if slot is not None:
             self._emit(slot)
@@ -117,60 +143,67 @@ class Aggregator:
             for old in list(self.open)[: max(1, self.max_open // 10)]:
                 self._emit(self.open.pop(old))
         fid = finding_id(hit.entry.id, hit.key, hit.ts, self.scope)
-        hit.summary, hit.assets = _made(hit.summary), _made(hit.assets)
+        summary, assets = _made(hit.summary), self.assets_of(*hit.assets)
         first = Finding(id=fid, revision=1, kind=hit.entry.id, severity=hit.severity,
                         techniques=hit.entry.techniques, first_seen_ns=hit.ts,
-                        last_seen_ns=hit.ts, count=hit.add, assets=hit.assets,
-                        summary=hit.summary)
+                        last_seen_ns=hit.ts, count=hit.add, assets=assets, summary=summary)
         slot = self.open[k] = _Slot(first, hit)
-        self._pcap(slot, hit)
+        slot.summary, slot.assets = summary, assets
+        self._pcap(slot, hit.ring)
         self._emit(slot, first=True)
 
-    def _update(self, slot: _Slot, hit: Hit) -> None:
-        slot.count += hit.add
-        slot.last_ts = max(slot.last_ts, hit.ts)
-        slot.summary, slot.assets, slot.evidence = hit.summary, hit.assets, hit.evidence
-        room = _FIRST_FRAMES - len(slot.first_frames)
-        frames = list(hit.frames)
+    def fold(self, slot: _Slot, entry: Entry, ts: int, severity: Severity, summary: Any,
+             assets: Involved, evidence: RawEvidence, frames: tuple[int, ...],
+             ring: deque | None, add: int) -> None:
+        """One more occurrence of the open finding ``slot`` (see :meth:`current`)."""
+        slot.count += add
+        if ts > slot.last_ts:
+            slot.last_ts = ts
+        slot.summary, slot.evidence = summary, evidence
+        slot.involved, slot.assets = assets, None
+        first = slot.first_frames
+        room = _FIRST_FRAMES - len(first)
         if room > 0:
-            slot.first_frames += frames[:room]
+            first.extend(frames[:room])
             frames = frames[room:]
         if frames:
-            slot.last_frames = (slot.last_frames + frames)[-_LAST_FRAMES:]
-        rose = self._severity(slot, hit)
+            slot.last_frames.extend(frames)
+        rose = self._severity(slot, entry, severity)
         slot.dirty = True
         if rose:
-            self._pcap(slot, hit)
-        if rose or hit.ts - slot.emitted_ts >= self.interval_ns:
+            self._pcap(slot, ring)
+        if rose or ts - slot.emitted_ts >= self.interval_ns:
             self._emit(slot)
 
-    def _severity(self, slot: _Slot, hit: Hit) -> bool:
-        sev = max(slot.severity, hit.severity)
-        esc = hit.entry.escalate_at
+    def _severity(self, slot: _Slot, entry: Entry, severity: Severity) -> bool:
+        sev = slot.severity if slot.severity >= severity else severity
+        esc = entry.escalate_at
         if esc and slot.count >= esc:
-            sev = max(sev, Severity(min(hit.severity + 1, Severity.CRITICAL)))
-        rose = sev > slot.severity
-        slot.severity = sev
-        return rose
+            sev = max(sev, Severity(min(severity + 1, Severity.CRITICAL)))
+        if sev > slot.severity:
+            slot.severity = sev
+            return True
+        return False
 
-    def _pcap(self, slot: _Slot, hit: Hit) -> None:
-        if slot.severity >= Severity.MEDIUM and hit.pcap is not None:
-            slot.pcap = hit.pcap() or slot.pcap
+    def _pcap(self, slot: _Slot, ring: deque | None) -> None:
+        if slot.severity >= Severity.MEDIUM and ring:
+            slot.pcap = pcap_slice(ring) or slot.pcap
 
     def _emit(self, slot: _Slot, first: bool = False) -> None:
         if not slot.dirty:
             return
         slot.dirty = False
         slot.emitted_ts = slot.last_ts
-        slot.summary, slot.assets = _made(slot.summary), _made(slot.assets)
-        ev = slot.evidence
-        frames = tuple(slot.first_frames + slot.last_frames)
+        slot.summary = _made(slot.summary)
+        if slot.assets is None:
+            slot.assets = self.assets_of(*slot.involved)
+        flow, unit, fc, addresses, values, details = slot.evidence
+        frames = (*slot.first_frames, *slot.last_frames)
         evidence = Evidence.make(
-            flow=ev.get("flow"), unit=ev.get("unit"), function_code=ev.get("fc"),
-            addresses=tuple(ev.get("addresses", ()))[:_MAX_VALUES],
-            values=tuple(ev.get("values", ()))[:_MAX_VALUES],
+            flow=_flow_ref(flow), unit=unit, function_code=fc,
+            addresses=tuple(addresses)[:_MAX_VALUES], values=tuple(values)[:_MAX_VALUES],
             frames=() if self.live else frames, offsets=frames if self.live else (),
-            pcap=slot.pcap, details=ev.get("details"))
+            pcap=slot.pcap, details=details)
         times = Times(capture_ns=slot.last_ts, agent_ns=self.clock(slot.last_ts))
         f = slot.finding
         if first:
@@ -192,8 +225,14 @@ class Aggregator:
 
 
 def _made(x: Any) -> Any:
-    """``x``, or what it makes when it is a function (a lazy summary or asset list)."""
-    return x if isinstance(x, (str, tuple)) else x()
+    """``x``, or what it makes when it is a function (a lazy summary)."""
+    return x if isinstance(x, str) else x()
+
+
+def _flow_ref(flow: Any) -> FlowRef | None:
+    if flow is None:
+        return None
+    return FlowRef(flow.client, flow.client_port, flow.server, flow.server_port, flow.vlan)
 
 
 def _fields(f: Finding) -> dict[str, Any]:

@@ -22,14 +22,13 @@ from typing import Any, cast
 
 from otsentry.agent.detect._aggregate import Aggregator, Hit
 from otsentry.agent.detect._config import DetectConfig
-from otsentry.agent.detect._pcap import pcap_slice
 from otsentry.agent.detect._registry import FAMILIES, catalogue
 from otsentry.agent.detect._state import BoundedMap, PairState
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message
 from otsentry.agent.transactions import Transaction
 from otsentry.common.errors import ConfigError
-from otsentry.common.finding import AssetRef, Finding, Flow as FlowRef, Severity
+from otsentry.common.finding import AssetRef, Finding, Severity
 
 __all__ = ["Engine"]
 
@@ -75,7 +74,8 @@ class Engine:
         self.tables: list[BoundedMap] = []
         self.suppressed: dict[str, int] = {}
         self.agg = Aggregator(cfg.window_ns, cfg.revision_interval_ns, cfg.max_new_per_window,
-                              cfg.max_keys, scope, agent_clock or (lambda ts: ts), live)
+                              cfg.max_keys, scope, agent_clock or (lambda ts: ts), live,
+                              self._assets)
         self.findings: dict[str, Finding] = {}
         #: (client, server) -> the pair's state, also cached on its flows (``Flow.det``)
         self.pairs = self._table("pairs")
@@ -267,15 +267,18 @@ class Engine:
             if rule.matches(kind, client, server, unit, fc, tuple(addresses)):
                 self.suppressed[kind] = self.suppressed.get(kind, 0) + add
                 return
-        if sev < cfg.min_severity or not self.agg.admit(kind, key, ts, add):
+        if sev < cfg.min_severity:
             return
-        evidence = {"flow": _flow_ref(flow), "unit": unit, "fc": fc, "addresses": addresses,
-                    "values": values, "details": details}
+        agg = self.agg
+        evidence = (flow, unit, fc, addresses, values, details)
         ring = flow.ring if flow is not None else None
-        pcap = (lambda: pcap_slice(ring)) if ring else None
-        self.agg.hit(Hit(entry, key, ts, sev, summary,
-                         lambda: self._assets(flow, client, server),
-                         evidence, frames, pcap, add))
+        slot = agg.current(kind, key, ts)
+        if slot is not None:  # the common case of a busy detector: one more occurrence
+            agg.fold(slot, entry, ts, sev, summary, (flow, client, server), evidence, frames,
+                     ring, add)
+        elif agg.admit(kind, key, ts, add):
+            agg.hit(Hit(entry, key, ts, sev, summary, (flow, client, server), evidence,
+                        frames, ring, add))
 
     def _severity(self, entry: Any, severity: Severity | None, client: str, server: str) -> Severity:
         configured = self.config.severity.get(entry.id)
@@ -351,12 +354,6 @@ class Engine:
         for f in out:
             self.findings[f.id] = f
         return out
-
-
-def _flow_ref(flow: Any) -> FlowRef | None:
-    if flow is None:
-        return None
-    return FlowRef(flow.client, flow.client_port, flow.server, flow.server_port, flow.vlan)
 
 
 def _check_config(cfg: DetectConfig, entries: dict) -> None:
