@@ -49,6 +49,7 @@ COMPILED = [
     "agent/detect/_fc8.py", "agent/detect/_recon.py", "agent/detect/_umas.py",
     "agent/detect/_policy.py", "agent/detect/_l2.py", "agent/detect/_learned.py",
     "agent/detect/_process.py", "agent/detect/_learner.py", "agent/detect/_identity.py",
+    "agent/detect/_baseline.py",
 ]
 #: Where the sources are staged under their import names (mypyc names modules by path).
 STAGE = Path("build", "mypyc-src")

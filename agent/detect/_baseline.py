@@ -21,7 +21,6 @@ Memory is bounded: every table of the learner is a :class:`BoundedMap`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = ["Baseline", "Envelope", "Cycle", "add_range", "covered"]
 
@@ -39,9 +38,12 @@ def add_range(ranges: list[list[int]], lo: int, hi: int) -> None:
     ranges[:] = out
 
 
-def covered(ranges: Any, lo: int, hi: int) -> bool:
+def covered(ranges: list[list[int]], lo: int, hi: int) -> bool:
     """True when [lo, hi] lies inside one of ``ranges``."""
-    return any(r[0] <= lo and hi <= r[1] for r in ranges)
+    for r in ranges:
+        if r[0] <= lo and hi <= r[1]:
+            return True
+    return False
 
 
 @dataclass(slots=True)
