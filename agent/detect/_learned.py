@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from otsentry.agent.detect._baseline import covered
+from otsentry.agent.detect._baseline import Baseline, covered
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._writes import WRITES, read_range
+from otsentry.agent.flows import Flow
 from otsentry.agent.modbus import spec
+from otsentry.agent.modbus._events import Message
+from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
 __all__ = ["Learned"]
@@ -57,6 +60,30 @@ ENTRIES: Final = (
 )
 
 
+class _Cycle:
+    """A learned polling cycle being watched: when it was last polled, and its limits."""
+
+    __slots__ = ("key", "period_ns", "drift_after", "stop_after", "last", "stopped")
+
+    def __init__(self, key: tuple, period_ns: int, drift_after: float, stop_after: float) -> None:
+        self.key = key
+        self.period_ns = period_ns
+        self.drift_after = drift_after  # an interval longer than this is a drift
+        self.stop_after = stop_after  # silent for longer than this: stopped
+        self.last = 0  # capture time of the latest poll (0: none since learning)
+        self.stopped = False
+
+
+class _Latency:
+    """Recent response times of one (server, unit, function): a moving average."""
+
+    __slots__ = ("average", "n")
+
+    def __init__(self) -> None:
+        self.average = 0.0
+        self.n = 0
+
+
 class Learned(Family):
     """Every transaction compared with the baseline; cycles checked every tick."""
 
@@ -78,31 +105,38 @@ class Learned(Family):
         self.lat_factor = k("baseline.latency-drift", "factor")
         self.lat_min = int(k("baseline.latency-drift", "minimum_ms") * 1e6)
         self.lat_samples = k("baseline.latency-drift", "samples")
-        self.b: Any = None
-        self.last: dict[tuple, int] = {}
-        self.stopped: set[tuple] = set()
+        self.b: Baseline | None = None
+        # the learned cycles with enough polls, by key, and in a list for the tick's sweep
+        self.cycles: dict[tuple, _Cycle] = {}
+        self.watched: list[_Cycle] = []
         self.latency = self.table("latency")
         self.start = 0
 
     def on_protect(self, baseline: Any) -> None:
         self.b = baseline
-        self.last = {k: 0 for k, c in baseline.cycles.items() if c.count >= self.min_count}
+        self.cycles = {k: _Cycle(k, c.period_ns, c.period_ns * self.drift + c.jitter_ns,
+                                 max(c.period_ns * self.stop_factor, self.stop_min))
+                       for k, c in baseline.cycles.items() if c.count >= self.min_count}
+        self.watched = list(self.cycles.values())
 
-    def tx(self, tx: Any) -> None:
+    def tx(self, tx: Transaction) -> None:
         req = tx.request
-        if req is None or req.KIND != "message":
+        b = self.b
+        if not isinstance(req, Message) or b is None:
             return
-        flow, fc = tx.flow, req.fc
+        flow: Flow = tx.flow
+        fc = req.fc
         rng = read_range(req)
-        if self._novel(tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
+        if self._novel(b, tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
             self._new_write(tx, rng)
-        if tx.latency_ns is not None and tx.status == "ok":
-            self._latency(tx, (flow.server, req.unit, fc))
+        latency = tx.latency_ns
+        if latency is not None and tx.status == "ok":
+            self._latency(b, tx, latency, (flow.server, req.unit, fc))
 
-    def _novel(self, tx: Any, client: str, server: str, unit: int, fc: int,
+    def _novel(self, b: Baseline, tx: Any, client: str, server: str, unit: int, fc: int,
                rng: tuple[int, int] | None) -> bool:
         """Report what the baseline does not know; True unless the request was learned."""
-        b, write = self.b, fc in WRITES
+        write = fc in WRITES
         if client not in b.clients:
             self._new(tx, "baseline.new-master", (client,),
                       f"{client} acts as a Modbus master for the first time (to {server}).")
@@ -146,46 +180,46 @@ class Learned(Family):
             self._cycle((flow.client, flow.server, msg.unit, msg.fc, *rng), msg.ts, msg, flow)
 
     def _cycle(self, key: tuple, ts: int, msg: Any, flow: Any) -> None:
-        last = self.last.get(key)
-        if last is None:
+        cyc = self.cycles.get(key)
+        if cyc is None:
             return
-        self.last[key] = ts
-        if key in self.stopped:
-            self.stopped.discard(key)
+        last = cyc.last
+        cyc.last = ts
+        if cyc.stopped:
+            cyc.stopped = False
             return
-        cyc = self.b.cycles[key]
-        if last and ts - last > cyc.period_ns * self.drift + cyc.jitter_ns:
+        if last and ts - last > cyc.drift_after:
             self.report("baseline.polling-drift", key, ts, flow,
                         f"{key[0]} polled {key[1]} unit {key[2]} after {(ts - last) / 1e9:.1f} s "
                         f"instead of every {cyc.period_ns / 1e9:.2f} s.", unit=key[2], fc=key[3],
                         addresses=(key[4],), frames=(msg.frame,))
 
-    def _latency(self, tx: Any, key: tuple) -> None:
-        learned = self.b.latency.get(key)
+    def _latency(self, b: Baseline, tx: Any, latency: int, key: tuple[str, int, int]) -> None:
+        learned = b.latency.get(key)
         if learned is None:
             return
-        st = self.latency.get(key)
-        if st is None:
-            st = self.latency.put_new(key, [0.0, 0])
-        st[0] = tx.latency_ns if not st[1] else 0.9 * st[0] + 0.1 * tx.latency_ns
-        st[1] += 1
+        got = self.latency.get(key)
+        st: _Latency = got if got is not None else self.latency.put_new(key, _Latency())
+        st.average = latency if not st.n else 0.9 * st.average + 0.1 * latency
+        st.n += 1
         p95 = learned[1]
-        if st[1] >= self.lat_samples and st[0] > max(p95 * self.lat_factor, p95 + self.lat_min):
-            st[1] = 0
+        if st.n >= self.lat_samples and st.average > max(p95 * self.lat_factor,
+                                                         p95 + self.lat_min):
+            st.n = 0
             self.report("baseline.latency-drift", key, tx.response.ts, tx.flow,
-                        f"{key[0]} unit {key[1]} answers in {st[0] / 1e6:.1f} ms on average, "
-                        f"against {p95 / 1e6:.1f} ms while learning.", unit=key[1], fc=key[2],
-                        frames=(tx.response.frame,))
+                        f"{key[0]} unit {key[1]} answers in {st.average / 1e6:.1f} ms on "
+                        f"average, against {p95 / 1e6:.1f} ms while learning.", unit=key[1],
+                        fc=key[2], frames=(tx.response.frame,))
 
     def tick(self, ts: int) -> None:
-        self.start = self.start or ts
-        for key, last in self.last.items():
-            if key in self.stopped:
+        self.start = start = self.start or ts
+        for cyc in self.watched:
+            if cyc.stopped:
                 continue
-            cyc = self.b.cycles[key]
-            silent = ts - (last or self.start)
-            if silent > max(cyc.period_ns * self.stop_factor, self.stop_min):
-                self.stopped.add(key)
+            silent = ts - (cyc.last or start)
+            if silent > cyc.stop_after:
+                cyc.stopped = True
+                key = cyc.key
                 self.report("baseline.polling-stopped", key[:3], ts, None,
                             f"{key[0]} stopped polling {key[1]} unit {key[2]} "
                             f"({spec.function_name(key[3])} {key[4]}-{key[5]}), silent for "

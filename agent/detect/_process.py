@@ -17,6 +17,9 @@ from typing import Any, Final
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._writes import write_points
+from otsentry.agent.flows import Flow
+from otsentry.agent.modbus._events import Message
+from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
 __all__ = ["ProcessValues"]
@@ -39,14 +42,24 @@ ENTRIES: Final = (
 _READS: Final = {3: "holding_registers", 4: "input_registers"}
 
 
+_NONE = 1 << 20  # bounds that no 16-bit value or step leaves: "no envelope"
+
+
 class _Range:
-    """One polled block of registers: the envelope of each of its addresses (None where the
-    baseline has none) and its last answer with its time."""
+    """One polled block of registers: the envelope of each of its addresses as parallel
+    lists (low, high, largest step, largest rate; ``_NONE`` bounds where the baseline has
+    none), and its last answer with its time.  ``judged`` is False when no register of
+    the block has an envelope."""
 
-    __slots__ = ("bounds", "last", "ts")
+    __slots__ = ("judged", "low", "high", "step", "rate", "bounds", "last", "ts")
 
-    def __init__(self, bounds: list[tuple[int, int, int, float] | None] | None) -> None:
+    def __init__(self, bounds: list[tuple[int, int, int, float] | None]) -> None:
+        self.judged = any(b is not None for b in bounds)
         self.bounds = bounds
+        self.low = [b[0] if b is not None else -_NONE for b in bounds]
+        self.high = [b[1] if b is not None else _NONE for b in bounds]
+        self.step = [b[2] if b is not None else _NONE for b in bounds]
+        self.rate = [b[3] if b is not None else 0.0 for b in bounds]
         self.last: tuple[int, ...] | None = None
         self.ts = 0
 
@@ -83,44 +96,45 @@ class ProcessValues(Family):
         # change (twice the peak): a poll delayed by jitter sees a larger step, not a faster one.
         return e.min - pad, e.max + pad, e.max_step + pad, 2.0 * e.max_rate
 
-    def tx(self, tx: Any) -> None:
-        if tx.status != "ok" or tx.request.KIND != "message":
-            return
+    def tx(self, tx: Transaction) -> None:
         req = tx.request
-        table = _READS.get(req.fc)
-        if table is not None:
-            self._reads(tx, table, req.address, tx.response.registers)
+        if tx.status != "ok" or not isinstance(req, Message):
+            return
+        fc = req.fc
+        if fc == 3 or fc == 4:
+            rsp: Any = tx.response
+            read: Any = req
+            self._reads(tx, _READS[fc], req.unit, read.address, rsp.registers, rsp.ts)
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":
             self._writes(tx, points[1], points[2])
 
-    def _reads(self, tx: Any, table: str, first: int, values: tuple[int, ...]) -> None:
+    def _reads(self, tx: Transaction, table: str, unit: int, first: int,
+               values: tuple[int, ...], ts: int) -> None:
         n = len(values)
-        server, unit = tx.flow.server, tx.request.unit
+        flow: Flow = tx.flow
+        server = flow.server
         block = (server, unit, table, first, n)
         r: _Range | None = self.ranges.get(block)
         if r is None:
             env = self.envelopes.get((server, unit, table), {})
-            found = [env.get(first + i) for i in range(n)]
-            r = self.ranges.put_new(block, _Range(
-                found if any(b is not None for b in found) else None))
-        bounds_of = r.bounds
-        if bounds_of is None:
+            r = self.ranges.put_new(block, _Range([env.get(first + i) for i in range(n)]))
+        if not r.judged:
             return  # no register of this block has an envelope
         prev, prev_ts = r.last, r.ts
-        ts: int = tx.response.ts
         r.last, r.ts = values, ts
-        out: list[tuple[int, int, tuple, int | None]] | None = None
+        low, high, step = r.low, r.high, r.step
+        out: list[tuple[int, int, Any, int | None]] | None = None
         for i in range(n):
-            bounds = bounds_of[i]
-            if bounds is None:
-                continue
             v: int = values[i]
-            if not bounds[0] <= v <= bounds[1]:
-                hit: tuple[int, int, tuple, int | None] = (first + i, v, bounds, None)
-            elif prev is not None and abs(v - prev[i]) > bounds[2] and _faster(
-                    abs(v - prev[i]), ts - prev_ts, bounds[3]):
-                hit = (first + i, v, bounds, prev[i])
+            if v < low[i] or v > high[i]:
+                hit: tuple[int, int, Any, int | None] = (first + i, v, r.bounds[i], None)
+            elif prev is not None:
+                p: int = prev[i]
+                d = v - p if v >= p else p - v
+                if d <= step[i] or not _faster(d, ts - prev_ts, r.rate[i]):
+                    continue
+                hit = (first + i, v, r.bounds[i], p)
             else:
                 continue
             if out is None:
