@@ -8,6 +8,9 @@ from typing import Any
 from otsentry.agent.detect._baseline import Baseline, Cycle, Envelope, add_range
 from otsentry.agent.detect._state import BoundedMap, Bucket
 from otsentry.agent.detect._writes import read_range, write_points
+from otsentry.agent.flows import Flow
+from otsentry.agent.modbus._events import Message
+from otsentry.agent.transactions import Transaction
 
 __all__ = ["Learner"]
 
@@ -21,6 +24,27 @@ class _Pair:
     def __init__(self) -> None:
         self.ranges: list[list[int]] = []
         self.seen: set[tuple[int, int]] = set()
+        self.count = 0
+
+
+class _Rate:
+    """Requests of one (client, server) in the current second, and the peak so far."""
+
+    __slots__ = ("second", "peak")
+
+    def __init__(self) -> None:
+        self.second = Bucket(1_000_000_000)
+        self.peak = 0
+
+
+class _Cycle:
+    """One repeated request: when it was last sent, recent intervals, how often."""
+
+    __slots__ = ("last", "intervals", "count")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.intervals: deque[int] = deque(maxlen=64)
         self.count = 0
 
 
@@ -56,32 +80,38 @@ class Learner:
         self.last_ns = 0
         self.transactions = 0
 
-    def transaction(self, tx: Any) -> None:
+    def transaction(self, tx: Transaction) -> None:
         """Learn from one transaction (requests with a decodable message only)."""
         req = tx.request
-        if req is None or req.KIND != "message":
+        if not isinstance(req, Message):
             return
-        flow, ts = tx.flow, req.ts
+        flow: Flow = tx.flow
+        ts = req.ts
         self.first_ns = self.first_ns or ts
-        self.last_ns = max(self.last_ns, ts)
+        if ts > self.last_ns:
+            self.last_ns = ts
         self.transactions += 1
         rng = read_range(req)
-        self._pair((flow.client, flow.server, req.unit, req.fc), rng)
-        pair = (flow.client, flow.server)
-        rate = self.rates.get(pair)
-        if rate is None:
-            rate = self.rates.put_new(pair, [Bucket(1_000_000_000), 0])
-        rate[1] = max(rate[1], rate[0].hit(ts))
+        client, server, unit, fc = flow.client, flow.server, req.unit, req.fc
+        self._pair((client, server, unit, fc), rng)
+        pair = (client, server)
+        got = self.rates.get(pair)
+        rate: _Rate = got if got is not None else self.rates.put_new(pair, _Rate())
+        n = rate.second.hit(ts)
+        if n > rate.peak:
+            rate.peak = n
         if rng is not None:
-            self._cycle((flow.client, flow.server, req.unit, req.fc, *rng), ts)
-        if tx.latency_ns is not None and tx.status in ("ok", "exception"):
-            lkey = (flow.server, req.unit, req.fc)
+            self._cycle((client, server, unit, fc, rng[0], rng[1]), ts)
+        status = tx.status
+        latency = tx.latency_ns
+        if latency is not None and (status == "ok" or status == "exception"):
+            lkey = (server, unit, fc)
             samples = self.latency.get(lkey)
             if samples is None:
                 samples = self.latency.put_new(lkey, deque(maxlen=256))
-            samples.append(tx.latency_ns)
-        if tx.status == "ok":
-            self._values(tx, req, ts)
+            samples.append(latency)
+        if status == "ok":
+            self._values(tx, req, server, ts)
 
     def _pair(self, key: tuple, rng: tuple[int, int] | None) -> None:
         p = self.pairs.get_or_make(key, _Pair)
@@ -92,19 +122,22 @@ class Learner:
             add_range(p.ranges, *rng)
 
     def _cycle(self, key: tuple, ts: int) -> None:
-        c = self.cycles.get(key)
-        if c is None:
-            c = self.cycles.put_new(key, [0, deque(maxlen=64), 0])
-        if c[0]:
-            c[1].append(ts - c[0])
-        c[0] = ts
-        c[2] += 1
+        got = self.cycles.get(key)
+        c: _Cycle = got if got is not None else self.cycles.put_new(key, _Cycle())
+        if c.last:
+            c.intervals.append(ts - c.last)
+        c.last = ts
+        c.count += 1
 
-    def _values(self, tx: Any, req: Any, ts: int) -> None:
-        server, unit = tx.flow.server, req.unit
-        table = _READ_TABLES.get(req.fc)
-        if table is not None and tx.response.KIND == "message":
-            self._block((server, unit, table, req.address), tx.response.registers[:125], ts)
+    def _values(self, tx: Transaction, req: Message, server: str, ts: int) -> None:
+        unit, fc = req.unit, req.fc
+        rsp = tx.response
+        if (fc == 3 or fc == 4) and isinstance(rsp, Message):
+            answer: Any = rsp
+            read: Any = req
+            regs: tuple[int, ...] = answer.registers
+            self._block((server, unit, _READ_TABLES[fc], read.address),
+                        regs if len(regs) <= 125 else regs[:125], ts)
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":
             self._block((server, unit, points[0], points[1]), points[2][:125], ts)
@@ -165,13 +198,13 @@ class Learner:
         for key, p in self.pairs.items():
             b.pairs[key] = [list(r) for r in p.ranges]
             b.counts[key] = p.count
-        for key, (_last, intervals, count) in self.cycles.items():
-            if len(intervals) >= _MIN_CYCLE_SAMPLES:
-                b.cycles[key] = _cycle(intervals, count)
+        for key, c in self.cycles.items():
+            if len(c.intervals) >= _MIN_CYCLE_SAMPLES:
+                b.cycles[key] = _cycle(c.intervals, c.count)
         for key, samples in self.latency.items():
             s = sorted(samples)
             b.latency[key] = (s[len(s) // 2], s[min(len(s) - 1, len(s) * 95 // 100)], len(s))
-        b.rates = {k: v[1] for k, v in self.rates.items()}
+        b.rates = {k: v.peak for k, v in self.rates.items()}
         b.registers = self._envelopes()
         b.index()
         return b

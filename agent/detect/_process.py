@@ -124,41 +124,47 @@ class ProcessValues(Family):
         prev, prev_ts = r.last, r.ts
         r.last, r.ts = values, ts
         low, high, step = r.low, r.high, r.step
-        out: list[tuple[int, int, Any, int | None]] | None = None
+        out: list[int] | None = None  # offsets of the registers that left their envelope
         for i in range(n):
             v: int = values[i]
             if v < low[i] or v > high[i]:
-                hit: tuple[int, int, Any, int | None] = (first + i, v, r.bounds[i], None)
+                pass
             elif prev is not None:
                 p: int = prev[i]
                 d = v - p if v >= p else p - v
                 if d <= step[i] or not _faster(d, ts - prev_ts, r.rate[i]):
                     continue
-                hit = (first + i, v, r.bounds[i], p)
             else:
                 continue
             if out is None:
-                out = [hit]
+                out = [i]
             else:
-                out.append(hit)
+                out.append(i)
         if out is not None:
-            self._values(tx, (server, unit, table), out)
+            self._values(tx, (server, unit, table), first, values, prev, r.bounds, out)
 
-    def _values(self, tx: Any, key: tuple, hits: list) -> None:
-        """One hit per answer and register table: the registers of it that left their envelope."""
+    def _values(self, tx: Any, key: tuple, first: int, values: tuple[int, ...],
+                prev: tuple[int, ...] | None, bounds: list, out: list[int]) -> None:
+        """One hit per answer and register table: the registers of it that left their
+        envelope (``out``: their offsets in the block), out of range or jumped."""
         server, unit, table = key
 
         def summary() -> str:
             name = table.replace("_", " ")[:-1]
-            parts = [f"{a} jumped from {last} to {v}" if last is not None
-                     else f"{a} reads {v}, outside {b[0]}..{b[1]}" for a, v, b, last in hits[:3]]
-            more = f" (and {len(hits) - 3} more)" if len(hits) > 3 else ""
+            parts = []
+            for i in out[:3]:
+                v, b = values[i], bounds[i]
+                if b[0] <= v <= b[1] and prev is not None:
+                    parts.append(f"{first + i} jumped from {prev[i]} to {v}")
+                else:
+                    parts.append(f"{first + i} reads {v}, outside {b[0]}..{b[1]}")
+            more = f" (and {len(out) - 3} more)" if len(out) > 3 else ""
             return (f"{name} {'; '.join(parts)}{more} on {server} unit {unit} "
                     "(learned range).")
 
         self.report("process.value-out-of-envelope", key, tx.response.ts, tx.flow, summary,
-                    unit=unit, fc=tx.request.fc, addresses=tuple(h[0] for h in hits),
-                    values=tuple(h[1] for h in hits), frames=(tx.response.frame,))
+                    unit=unit, fc=tx.request.fc, addresses=tuple([first + i for i in out]),
+                    values=tuple([values[i] for i in out]), frames=(tx.response.frame,))
 
     def _writes(self, tx: Any, first: int, values: tuple[int, ...]) -> None:
         flow, unit = tx.flow, tx.request.unit
