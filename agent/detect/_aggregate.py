@@ -24,7 +24,7 @@ from otsentry.agent.detect._state import Bucket
 from otsentry.common.finding import (AssetRef, Evidence, Finding, Flow as FlowRef, Severity,
                                      Times, finding_id)
 
-__all__ = ["Aggregator", "Hit"]
+__all__ = ["Aggregator", "Hit", "LazyHit"]
 
 _FIRST_FRAMES = 8
 _LAST_FRAMES = 24
@@ -32,8 +32,29 @@ _MAX_VALUES = 64
 
 
 #: The raw evidence of one occurrence: (flow, unit, function code, addresses, values,
-#: details); made into an :class:`Evidence` only when a revision is emitted.
+#: details); made into an :class:`Evidence` only when a revision is emitted.  A detector
+#: that may fire on every answer passes a :class:`LazyHit` instead, which makes it then.
 RawEvidence = tuple[Any, "int | None", "int | None", tuple, tuple, "dict[str, str] | None"]
+
+
+class LazyHit:
+    """One occurrence whose summary and evidence are made only if a revision shows them.
+
+    A subclass keeps what it saw; calling it makes the summary, :meth:`raw` the evidence.
+    Folded into an open finding, a hit then costs one object, not a sentence and tuples.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        raise NotImplementedError
+
+    def raw(self) -> RawEvidence:
+        raise NotImplementedError
+
+
+#: What a hit carries as evidence: raw, or made when needed.
+AnyEvidence = RawEvidence | LazyHit
 #: Whom an occurrence involves: (flow, client, server); made into asset references only when
 #: a revision is emitted.
 Involved = tuple[Any, str, str]
@@ -52,7 +73,7 @@ class Hit:
                  "ring", "add")
 
     def __init__(self, entry: Entry, key: tuple, ts: int, severity: Severity, summary: Any,
-                 assets: Involved, evidence: RawEvidence, frames: tuple[int, ...],
+                 assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
                  ring: deque | None, add: int) -> None:
         self.entry, self.key, self.ts, self.severity = entry, key, ts, severity
         self.summary, self.assets, self.evidence = summary, assets, evidence
@@ -63,7 +84,7 @@ class _Slot:
     """Mutable aggregation state of one open finding."""
 
     __slots__ = ("finding", "count", "last_ts", "severity", "summary", "involved", "assets",
-                 "evidence", "first_frames", "last_frames", "pcap", "emitted_ts", "dirty")
+                 "evidence", "first_frames", "last_frames", "pcap", "emitted_ts", "dirty", "live")
 
     def __init__(self, finding: Finding, hit: Hit) -> None:
         self.finding = finding
@@ -79,6 +100,7 @@ class _Slot:
         self.pcap = b""
         self.emitted_ts = hit.ts
         self.dirty = True
+        self.live = True  # in Aggregator.open (False once closed)
 
 
 class Aggregator:
@@ -135,13 +157,14 @@ class Aggregator:
             return
         if slot is not None:
             self._emit(slot)
-            del self.open[k]
+            self._close(k)
         self._open(k, hit)
 
     def _open(self, k: tuple[str, tuple], hit: Hit) -> None:
         if len(self.open) >= self.max_open:
             for old in list(self.open)[: max(1, self.max_open // 10)]:
-                self._emit(self.open.pop(old))
+                self._emit(self.open[old])
+                self._close(old)
         fid = finding_id(hit.entry.id, hit.key, hit.ts, self.scope)
         summary, assets = _made(hit.summary), self.assets_of(*hit.assets)
         first = Finding(id=fid, revision=1, kind=hit.entry.id, severity=hit.severity,
@@ -153,7 +176,7 @@ class Aggregator:
         self._emit(slot, first=True)
 
     def fold(self, slot: _Slot, entry: Entry, ts: int, severity: Severity, summary: Any,
-             assets: Involved, evidence: RawEvidence, frames: tuple[int, ...],
+             assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
              ring: deque | None, add: int) -> None:
         """One more occurrence of the open finding ``slot`` (see :meth:`current`)."""
         slot.count += add
@@ -197,7 +220,8 @@ class Aggregator:
         slot.summary = _made(slot.summary)
         if slot.assets is None:
             slot.assets = self.assets_of(*slot.involved)
-        flow, unit, fc, addresses, values, details = slot.evidence
+        ev = slot.evidence
+        flow, unit, fc, addresses, values, details = ev if isinstance(ev, tuple) else ev.raw()
         frames = (*slot.first_frames, *slot.last_frames)
         evidence = Evidence.make(
             flow=_flow_ref(flow), unit=unit, function_code=fc,
@@ -221,7 +245,10 @@ class Aggregator:
             if ts is None or ts - slot.emitted_ts >= self.interval_ns:
                 self._emit(slot)
             if ts is not None and ts - slot.last_ts > self.window_ns:
-                del self.open[k]
+                self._close(k)
+
+    def _close(self, k: tuple[str, tuple]) -> None:
+        self.open.pop(k).live = False
 
 
 def _made(x: Any) -> Any:

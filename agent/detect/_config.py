@@ -96,10 +96,14 @@ class Rule:
     addresses: tuple[tuple[int, int], ...] = ()
     comment: str = ""
 
+    def may_match(self, kind: str) -> bool:
+        """False when the rule can match no hit of detector ``kind``."""
+        return not self.detectors or any(fnmatch.fnmatchcase(kind, p) for p in self.detectors)
+
     def matches(self, kind: str, client: str, server: str, unit: int | None, fc: int | None,
                 addresses: tuple[int, ...] = ()) -> bool:
         """True when every field set in the rule matches (addresses: all must be covered)."""
-        if self.detectors and not any(fnmatch.fnmatchcase(kind, p) for p in self.detectors):
+        if not self.may_match(kind):
             return False
         if self.units and unit not in self.units:
             return False

@@ -280,6 +280,23 @@ class Engine:
             agg.hit(Hit(entry, key, ts, sev, summary, (flow, client, server), evidence,
                         frames, ring, add))
 
+    def fixed_severity(self, kind: str) -> Severity | None:
+        """The severity every hit of ``kind`` gets, when nothing about one hit can change or
+        drop it: the detector is enabled, its severity has no context, no suppress rule
+        could name it, and it reaches ``min_severity``.  None otherwise.
+
+        A detector that may fire on every answer folds its hits straight into the open
+        finding (:meth:`Aggregator.fold`) when this is not None, as :meth:`report` would.
+        """
+        cfg = self.config
+        entry = self.entries[kind]
+        if kind in cfg.disable or (entry.context and entry.id not in cfg.severity):
+            return None
+        if any(rule.may_match(kind) for rule in cfg.suppress):
+            return None
+        sev = self._severity(entry, None, "", "")
+        return sev if sev >= cfg.min_severity else None
+
     def _severity(self, entry: Any, severity: Severity | None, client: str, server: str) -> Severity:
         configured = self.config.severity.get(entry.id)
         if configured is not None:

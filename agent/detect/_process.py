@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from otsentry.agent.detect._aggregate import LazyHit, RawEvidence
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._writes import write_points
@@ -40,6 +41,7 @@ ENTRIES: Final = (
           knobs=_KNOBS, needs_baseline=True),
 )
 _READS: Final = {3: "holding_registers", 4: "input_registers"}
+_VALUE: Final = "process.value-out-of-envelope"
 
 
 _NONE = 1 << 20  # bounds that no 16-bit value or step leaves: "no envelope"
@@ -51,7 +53,7 @@ class _Range:
     none), and its last answer with its time.  ``judged`` is False when no register of
     the block has an envelope."""
 
-    __slots__ = ("judged", "low", "high", "step", "rate", "bounds", "last", "ts")
+    __slots__ = ("judged", "low", "high", "step", "rate", "bounds", "last", "ts", "slot")
 
     def __init__(self, bounds: list[tuple[int, int, int, float] | None]) -> None:
         self.judged = any(b is not None for b in bounds)
@@ -62,6 +64,7 @@ class _Range:
         self.rate = [b[3] if b is not None else 0.0 for b in bounds]
         self.last: tuple[int, ...] | None = None
         self.ts = 0
+        self.slot: Any = None  # the open finding its hits last folded into
 
 
 class ProcessValues(Family):
@@ -82,6 +85,8 @@ class ProcessValues(Family):
         # envelope and the previous values; a jump is measured against the previous poll
         # of the same block.
         self.ranges = self.table("polled-blocks")
+        self.value_entry = engine.entries[_VALUE]
+        self.value_severity = engine.fixed_severity(_VALUE)
 
     def on_protect(self, baseline: Any) -> None:
         self.envelopes = {}
@@ -115,15 +120,19 @@ class ProcessValues(Family):
         flow: Flow = tx.flow
         server = flow.server
         block = (server, unit, table, first, n)
-        r: _Range | None = self.ranges.get(block)
-        if r is None:
+        got = self.ranges.get(block)
+        if got is None:
             env = self.envelopes.get((server, unit, table), {})
-            r = self.ranges.put_new(block, _Range([env.get(first + i) for i in range(n)]))
+            got = self.ranges.put_new(block, _Range([env.get(first + i) for i in range(n)]))
+        r: _Range = got  # typed, so the loop below runs on native lists and ints
         if not r.judged:
             return  # no register of this block has an envelope
         prev, prev_ts = r.last, r.ts
         r.last, r.ts = values, ts
-        low, high, step = r.low, r.high, r.step
+        low: list[int] = r.low
+        high: list[int] = r.high
+        step: list[int] = r.step
+        rate: list[float] = r.rate
         out: list[int] | None = None  # offsets of the registers that left their envelope
         for i in range(n):
             v: int = values[i]
@@ -132,7 +141,7 @@ class ProcessValues(Family):
             elif prev is not None:
                 p: int = prev[i]
                 d = v - p if v >= p else p - v
-                if d <= step[i] or not _faster(d, ts - prev_ts, r.rate[i]):
+                if d <= step[i] or not _faster(d, ts - prev_ts, rate[i]):
                     continue
             else:
                 continue
@@ -141,30 +150,35 @@ class ProcessValues(Family):
             else:
                 out.append(i)
         if out is not None:
-            self._values(tx, (server, unit, table), first, values, prev, r.bounds, out)
+            self._values(tx, r, (server, unit, table), first, values, prev, out)
 
-    def _values(self, tx: Any, key: tuple, first: int, values: tuple[int, ...],
-                prev: tuple[int, ...] | None, bounds: list, out: list[int]) -> None:
+    def _values(self, tx: Transaction, r: _Range, key: tuple[str, int, str], first: int,
+                values: tuple[int, ...], prev: tuple[int, ...] | None, out: list[int]) -> None:
         """One hit per answer and register table: the registers of it that left their
-        envelope (``out``: their offsets in the block), out of range or jumped."""
-        server, unit, table = key
+        envelope (``out``: their offsets in the block), out of range or jumped.
 
-        def summary() -> str:
-            name = table.replace("_", " ")[:-1]
-            parts = []
-            for i in out[:3]:
-                v, b = values[i], bounds[i]
-                if b[0] <= v <= b[1] and prev is not None:
-                    parts.append(f"{first + i} jumped from {prev[i]} to {v}")
-                else:
-                    parts.append(f"{first + i} reads {v}, outside {b[0]}..{b[1]}")
-            more = f" (and {len(out) - 3} more)" if len(out) > 3 else ""
-            return (f"{name} {'; '.join(parts)}{more} on {server} unit {unit} "
-                    "(learned range).")
-
-        self.report("process.value-out-of-envelope", key, tx.response.ts, tx.flow, summary,
-                    unit=unit, fc=tx.request.fc, addresses=tuple([first + i for i in out]),
-                    values=tuple([values[i] for i in out]), frames=(tx.response.frame,))
+        Most answers of a drifting plant fold into the table's open finding: then the
+        hit goes straight to the aggregator (``r.slot`` remembers that finding), with its
+        sentence and evidence made only if a revision shows them."""
+        flow: Flow = tx.flow
+        rsp: Any = tx.response
+        ts: int = rsp.ts
+        req: Any = tx.request
+        fc: int = req.fc
+        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r.bounds, out)
+        sev = self.value_severity
+        if sev is not None:
+            agg = self.engine.agg
+            slot = r.slot
+            if slot is None or not slot.live or ts - slot.last_ts > agg.window_ns:
+                slot = r.slot = agg.current(_VALUE, key, ts)
+            if slot is not None:
+                agg.fold(slot, self.value_entry, ts, sev, hit, (flow, flow.client, flow.server),
+                         hit, (rsp.frame,), flow.ring, 1)
+                return
+        ev = hit.raw()
+        self.report(_VALUE, key, ts, flow, hit, unit=key[1], fc=fc, addresses=ev[3],
+                    values=ev[4], frames=(rsp.frame,))
 
     def _writes(self, tx: Any, first: int, values: tuple[int, ...]) -> None:
         flow, unit = tx.flow, tx.request.unit
@@ -181,6 +195,37 @@ class ProcessValues(Family):
                         f"{unit} to {v}, outside its learned range {bounds[0]}..{bounds[1]}.",
                         unit=unit, fc=tx.request.fc, addresses=(first + i,), values=(v,),
                         frames=(tx.request.frame,))
+
+
+class _OutOfEnvelope(LazyHit):
+    """Registers of one answer outside their envelope; sentence and evidence on demand."""
+
+    __slots__ = ("flow", "key", "fc", "first", "values", "prev", "bounds", "out")
+
+    def __init__(self, flow: Flow, key: tuple[str, int, str], fc: int, first: int,
+                 values: tuple[int, ...], prev: tuple[int, ...] | None, bounds: list,
+                 out: list[int]) -> None:
+        self.flow, self.key, self.fc, self.first = flow, key, fc, first
+        self.values, self.prev, self.bounds, self.out = values, prev, bounds, out
+
+    def __call__(self) -> str:
+        server, unit, table = self.key
+        values, prev, bounds, out, first = self.values, self.prev, self.bounds, self.out, self.first
+        name = table.replace("_", " ")[:-1]
+        parts = []
+        for i in out[:3]:
+            v, b = values[i], bounds[i]
+            if b[0] <= v <= b[1] and prev is not None:
+                parts.append(f"{first + i} jumped from {prev[i]} to {v}")
+            else:
+                parts.append(f"{first + i} reads {v}, outside {b[0]}..{b[1]}")
+        more = f" (and {len(out) - 3} more)" if len(out) > 3 else ""
+        return f"{name} {'; '.join(parts)}{more} on {server} unit {unit} (learned range)."
+
+    def raw(self) -> RawEvidence:
+        first, values = self.first, self.values
+        return (self.flow, self.key[1], self.fc, tuple([first + i for i in self.out]),
+                tuple([values[i] for i in self.out]), None)
 
 
 def _faster(step: int, dt_ns: int, max_rate: float) -> bool:

@@ -1,0 +1,75 @@
+"""Process values read outside their learned envelope: one finding per register table,
+folded hit by hit, with the evidence of the latest answer; config still applies."""
+
+from __future__ import annotations
+
+from otsentry.agent.detect import config_from_dict, detect_frames
+from otsentry.agent.detect.testing import Wire
+from otsentry.agent.testing import Conversation
+from otsentry.common.finding import Severity
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+LEARN = 30 * S
+KIND = "process.value-out-of-envelope"
+
+
+def _plant(after: list[tuple[int, tuple[int, int]]]) -> Wire:
+    """An HMI polls holding registers 10-11 every second: 30 s of values 100-111 to learn,
+    then one poll per ``(seconds after learning, values)``."""
+    wire, conv = Wire(), Conversation(unit=1)
+    conn = wire.connect(T0, "10.0.0.10", "10.0.0.20")
+    for k in range(30):
+        wire.exchange(conn, T0 + (k + 1) * S,
+                      *conv.exchange(3, address=10, registers=(100 + k % 12, 100 + k % 12)))
+    for dt, regs in after:
+        wire.exchange(conn, T0 + LEARN + dt, *conv.exchange(3, address=10, registers=regs))
+    return wire
+
+
+def _values(wire: Wire, config: dict | None = None) -> tuple:
+    eng, findings = detect_frames(wire.sorted_frames(), learn_ns=LEARN,
+                                  config=config_from_dict(config or {}))
+    return eng, [f for f in findings if f.kind == KIND]
+
+
+def test_answers_out_of_range_fold_into_one_finding_with_the_latest_evidence() -> None:
+    """Forty answers out of range are one finding counted 40; its evidence and sentence are
+    the last answer's, made when the revision is emitted."""
+    polls = [(k * S, (105, 500 + k)) for k in range(1, 41)]
+    _eng, [f] = _values(_plant(polls))
+    assert (f.count, f.severity, f.techniques) == (40, Severity.LOW, ("T0836", "T0831"))
+    assert f.evidence.addresses == (11,) and f.evidence.values == (540,)
+    assert f.evidence.unit == 1 and f.evidence.function_code == 3
+    assert len(f.evidence.frames) == 32  # the first 8 and the last 24 answers
+    assert f.summary.startswith("holding register 11 reads 540, outside ")
+    assert f.summary.endswith(" on 10.0.0.20 unit 1 (learned range).")
+
+
+def test_a_quiet_window_closes_the_finding_and_the_next_answer_opens_another() -> None:
+    """Out of range three times, back in range (that return is a jump: a fourth hit) for
+    longer than the window (300 s), then out again: two findings, each with its own count
+    and values."""
+    polls = [(k * S, (500, 105)) for k in range(1, 4)]
+    polls += [(k * S, (105, 105)) for k in range(4, 320)]
+    polls += [(k * S, (105, 900)) for k in range(320, 322)]
+    _eng, found = _values(_plant(polls))
+    assert [(f.count, f.evidence.addresses, f.evidence.values) for f in found] == [
+        (4, (10,), (105,)), (2, (11,), (900,))]
+    assert "register 10 jumped from 500 to 105 on" in found[0].summary
+    assert found[1].first_seen_ns > found[0].last_seen_ns + 300 * S
+
+
+def test_a_suppress_rule_still_drops_every_hit() -> None:
+    """A rule naming the detector for this server silences it, and counts what it dropped."""
+    polls = [(k * S, (500, 105)) for k in range(1, 11)]
+    rule = {"suppress": [{"detectors": ["process.*"], "server": "10.0.0.20"}]}
+    eng, found = _values(_plant(polls), rule)
+    assert found == [] and eng.suppressed == {KIND: 10}
+
+
+def test_a_configured_severity_applies_to_every_folded_hit() -> None:
+    """Raised to medium in the config, the finding is medium and carries a pcap slice."""
+    polls = [(k * S, (500, 105)) for k in range(1, 11)]
+    _eng, [f] = _values(_plant(polls), {"severity": {KIND: "medium"}})
+    assert (f.count, f.severity) == (10, Severity.MEDIUM) and f.evidence.pcap
