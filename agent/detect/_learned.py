@@ -8,11 +8,12 @@ pair, function and range findings only concern masters the baseline knows.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from otsentry.agent.detect._baseline import Baseline, covered
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._state import PairState
 from otsentry.agent.detect._writes import WRITES, read_range
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus import spec
@@ -77,11 +78,44 @@ class _Cycle:
 class _Latency:
     """Recent response times of one (server, unit, function): a moving average."""
 
-    __slots__ = ("average", "n")
+    __slots__ = ("average", "n", "dead")
 
     def __init__(self) -> None:
         self.average = 0.0
         self.n = 0
+        self.dead = False  # evicted from Learned.latency
+
+
+_NEW_MASTER: Final = "baseline.new-master"
+_NEW_PAIR: Final = "baseline.new-pair"
+_NEW_FUNCTION: Final = "baseline.new-function"
+_NO_CYCLES: Final[dict[int, _Cycle]] = {}
+_MAX_CACHED = 4096  # per pair: units x functions, and ranges per function
+
+
+class _Known:
+    """What the baseline says about one (client, server, unit, function): looked up once,
+    then cached on the pair's :class:`PairState` (``learned``, by unit and function).
+
+    ``novel`` is "" when the baseline has the function for the pair, else the finding its
+    requests make; ``covered`` caches, per requested range, whether a learned range holds
+    it; ``cycles`` are the watched cycles of the function by range; ``latency`` is the
+    shared moving average of the (server, unit, function), once seen."""
+
+    __slots__ = ("novel", "ranges", "covered", "cycles", "learned_latency", "latency")
+
+    def __init__(self, novel: str, ranges: list[list[int]] | None, cycles: dict[int, _Cycle],
+                 learned_latency: tuple[int, int, int] | None) -> None:
+        self.novel = novel
+        self.ranges = ranges
+        self.covered: dict[int, bool] = {}
+        self.cycles = cycles
+        self.learned_latency = learned_latency
+        self.latency: _Latency | None = None
+
+
+def _range_key(first: int, last: int) -> int:
+    return first << 18 | last  # last < 2**17: first + quantity - 1
 
 
 class Learned(Family):
@@ -98,18 +132,21 @@ class Learned(Family):
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
         k = self.knob
-        self.drift = k("baseline.polling-drift", "factor")
-        self.stop_factor = k("baseline.polling-stopped", "factor")
+        self.drift = float(k("baseline.polling-drift", "factor"))
+        self.stop_factor = float(k("baseline.polling-stopped", "factor"))
         self.stop_min = int(k("baseline.polling-stopped", "minimum_s") * 1e9)
-        self.min_count = k("baseline.polling-stopped", "min_count")
-        self.lat_factor = k("baseline.latency-drift", "factor")
+        self.min_count = int(k("baseline.polling-stopped", "min_count"))
+        self.lat_factor = float(k("baseline.latency-drift", "factor"))
         self.lat_min = int(k("baseline.latency-drift", "minimum_ms") * 1e6)
-        self.lat_samples = k("baseline.latency-drift", "samples")
+        self.lat_samples = int(k("baseline.latency-drift", "samples"))
         self.b: Baseline | None = None
         # the learned cycles with enough polls, by key, and in a list for the tick's sweep
         self.cycles: dict[tuple, _Cycle] = {}
         self.watched: list[_Cycle] = []
+        # the watched cycles by (client, server, unit, function), then by range
+        self.cycles_of: dict[tuple, dict[int, _Cycle]] = {}
         self.latency = self.table("latency")
+        self.latency.marks = True
         self.start = 0
 
     def on_protect(self, baseline: Any) -> None:
@@ -118,41 +155,89 @@ class Learned(Family):
                                  max(c.period_ns * self.stop_factor, self.stop_min))
                        for k, c in baseline.cycles.items() if c.count >= self.min_count}
         self.watched = list(self.cycles.values())
+        self.cycles_of = {}
+        for k, cyc in self.cycles.items():
+            self.cycles_of.setdefault(k[:4], {})[_range_key(k[4], k[5])] = cyc
+        for pair in self.engine.pairs.values():  # what the old baseline said is void
+            pair.learned = None
+
+    def _known(self, flow: Flow, unit: int, fc: int) -> _Known:
+        """What the baseline says about ``flow``'s pair, ``unit`` and ``fc`` (cached)."""
+        d = flow.det
+        pair = cast(PairState, d) if d is not None else self.engine._pair(flow)
+        if pair.dead:
+            pair = self.engine._pair(flow)
+        got = pair.learned
+        cache: dict[int, _Known] = got if got is not None else {}
+        if got is None:
+            pair.learned = cache
+        k = unit << 8 | fc
+        known = cache.get(k)
+        if known is None:
+            known = self._lookup(pair.client, pair.server, unit, fc)
+            if len(cache) >= _MAX_CACHED:
+                cache.clear()
+            cache[k] = known
+        return known
+
+    def _lookup(self, client: str, server: str, unit: int, fc: int) -> _Known:
+        b = self.b
+        assert b is not None
+        ranges = None
+        if client not in b.clients:
+            novel = _NEW_MASTER
+        elif (client, server, unit) not in b.units:
+            novel = _NEW_PAIR
+        else:
+            ranges = b.pairs.get((client, server, unit, fc))
+            novel = "" if ranges is not None else _NEW_FUNCTION
+        return _Known(novel, ranges, self.cycles_of.get((client, server, unit, fc), _NO_CYCLES),
+                      b.latency.get((server, unit, fc)))
 
     def tx(self, tx: Transaction) -> None:
         req = tx.request
-        b = self.b
-        if not isinstance(req, Message) or b is None:
+        if not isinstance(req, Message) or self.b is None:
             return
         flow: Flow = tx.flow
         fc = req.fc
+        known = self._known(flow, req.unit, fc)
         rng = read_range(req)
-        if self._novel(b, tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
+        if self._novel(known, tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
             self._new_write(tx, rng)
         latency = tx.latency_ns
-        if latency is not None and tx.status == "ok":
-            self._latency(b, tx, latency, (flow.server, req.unit, fc))
+        if latency is not None and tx.status == "ok" and known.learned_latency is not None:
+            self._latency(known, known.learned_latency, tx, latency, (flow.server, req.unit, fc))
 
-    def _novel(self, b: Baseline, tx: Any, client: str, server: str, unit: int, fc: int,
+    def _novel(self, known: _Known, tx: Any, client: str, server: str, unit: int, fc: int,
                rng: tuple[int, int] | None) -> bool:
         """Report what the baseline does not know; True unless the request was learned."""
         write = fc in WRITES
-        if client not in b.clients:
-            self._new(tx, "baseline.new-master", (client,),
-                      f"{client} acts as a Modbus master for the first time (to {server}).")
-            return True
-        if (client, server, unit) not in b.units:
-            self._new(tx, "baseline.new-pair", (client, server, unit),
-                      f"{client} talks to {server} unit {unit} for the first time.")
-            return True
-        ranges = b.pairs.get((client, server, unit, fc))
-        if ranges is None:
-            if not write:
-                self._new(tx, "baseline.new-function", (client, server, unit, fc),
+        novel = known.novel
+        if novel:
+            if novel == _NEW_MASTER:
+                self._new(tx, _NEW_MASTER, (client,),
+                          f"{client} acts as a Modbus master for the first time (to {server}).")
+            elif novel == _NEW_PAIR:
+                self._new(tx, _NEW_PAIR, (client, server, unit),
+                          f"{client} talks to {server} unit {unit} for the first time.")
+            elif not write:
+                self._new(tx, _NEW_FUNCTION, (client, server, unit, fc),
                           f"{client} uses {spec.function_name(fc)} on {server} unit {unit} for "
                           "the first time.")
             return True
-        if rng is None or covered(ranges, *rng):
+        if rng is None:
+            return False
+        first, last = rng
+        seen = known.covered
+        rk = _range_key(first, last)
+        inside = seen.get(rk)
+        if inside is None:
+            ranges = known.ranges
+            assert ranges is not None
+            inside = covered(ranges, first, last)
+            if len(seen) < _MAX_CACHED:
+                seen[rk] = inside
+        if inside:
             return False
         if not write:
             self._new(tx, "baseline.new-range", (client, server, unit, fc),
@@ -174,15 +259,18 @@ class Learned(Family):
                     f"{flow.server} unit {req.unit}, a write never seen while learning.",
                     unit=req.unit, fc=req.fc, addresses=rng or (), frames=(req.frame,))
 
-    def request(self, msg: Any, flow: Any) -> None:
+    def request(self, msg: Message, flow: Flow) -> None:
         rng = read_range(msg)
-        if rng is not None:
-            self._cycle((flow.client, flow.server, msg.unit, msg.fc, *rng), msg.ts, msg, flow)
-
-    def _cycle(self, key: tuple, ts: int, msg: Any, flow: Any) -> None:
-        cyc = self.cycles.get(key)
-        if cyc is None:
+        if rng is None or self.b is None:
             return
+        cycles = self._known(flow, msg.unit, msg.fc).cycles
+        if cycles:
+            cyc = cycles.get(_range_key(rng[0], rng[1]))
+            if cyc is not None:
+                self._cycle(cyc, msg.ts, msg, flow)
+
+    def _cycle(self, cyc: _Cycle, ts: int, msg: Any, flow: Any) -> None:
+        key = cyc.key
         last = cyc.last
         cyc.last = ts
         if cyc.stopped:
@@ -194,12 +282,11 @@ class Learned(Family):
                         f"instead of every {cyc.period_ns / 1e9:.2f} s.", unit=key[2], fc=key[3],
                         addresses=(key[4],), frames=(msg.frame,))
 
-    def _latency(self, b: Baseline, tx: Any, latency: int, key: tuple[str, int, int]) -> None:
-        learned = b.latency.get(key)
-        if learned is None:
-            return
-        got = self.latency.get(key)
-        st: _Latency = got if got is not None else self.latency.put_new(key, _Latency())
+    def _latency(self, known: _Known, learned: tuple[int, int, int], tx: Any, latency: int,
+                 key: tuple[str, int, int]) -> None:
+        st = known.latency
+        if st is None or st.dead:  # shared by the server's clients: one table entry
+            st = known.latency = self._shared_latency(key)
         st.average = latency if not st.n else 0.9 * st.average + 0.1 * latency
         st.n += 1
         p95 = learned[1]
@@ -210,6 +297,10 @@ class Learned(Family):
                         f"{key[0]} unit {key[1]} answers in {st.average / 1e6:.1f} ms on "
                         f"average, against {p95 / 1e6:.1f} ms while learning.", unit=key[1],
                         fc=key[2], frames=(tx.response.frame,))
+
+    def _shared_latency(self, key: tuple[str, int, int]) -> _Latency:
+        got = self.latency.get(key)
+        return got if got is not None else self.latency.put_new(key, _Latency())
 
     def tick(self, ts: int) -> None:
         self.start = start = self.start or ts

@@ -73,15 +73,18 @@ class PairState:
     Attributes:
         polls: successful reads (function codes 1 to 4) the client made of the server.
         scans, rates: the :class:`Scans` and :class:`Rates` families' state, once made.
+        learned: what the baseline says about the pair, per unit and function (the
+            :class:`Learned` family's cache, made again for each new baseline).
     """
 
-    __slots__ = ("client", "server", "polls", "scans", "rates", "dead")
+    __slots__ = ("client", "server", "polls", "scans", "rates", "learned", "dead")
 
     def __init__(self, client: str, server: str) -> None:
         self.client, self.server = client, server
         self.polls = 0
         self.scans: Any = None
         self.rates: Any = None
+        self.learned: Any = None
         self.dead = False
 
 

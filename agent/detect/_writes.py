@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from otsentry.agent.modbus._events import _ReadRequest
+
 __all__ = ["WRITES", "write_points", "read_range"]
 
 Points = tuple[str, int, tuple[int, ...]]
@@ -56,6 +58,9 @@ def write_points(msg: Any) -> Points | None:
 
 def read_range(msg: Any) -> tuple[int, int] | None:
     """(first, last) address a request reads or writes, None when it has no address range."""
+    if isinstance(msg, _ReadRequest):  # function codes 1-4: most requests, read natively
+        first: int = msg.address
+        return first, first + max(msg.quantity, 1) - 1
     addr = getattr(msg, "address", None)
     if addr is None:
         addr = getattr(msg, "write_address", None)
