@@ -22,6 +22,8 @@ from typing import Any, cast
 
 from otsentry.agent.detect._aggregate import Aggregator, Hit
 from otsentry.agent.detect._config import DetectConfig
+from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._learner import Learner
 from otsentry.agent.detect._registry import FAMILIES, catalogue
 from otsentry.agent.detect._state import BoundedMap, PairState
 from otsentry.agent.flows import Flow
@@ -61,8 +63,6 @@ class Engine:
                  learn_ns: int | None = None, scope: str = "",
                  agent_clock: Callable[[int], int] | None = None,
                  asset_name: Callable[[str], str] | None = None, live: bool = False) -> None:
-        from otsentry.agent.detect._learner import Learner
-
         self.config = cfg = config or DetectConfig()
         self.entries = catalogue()
         _check_config(cfg, self.entries)
@@ -104,6 +104,7 @@ class Engine:
         self._ev: dict[str, list] = {}
         self._status: dict[str, list] = {}
         self._every: list = []
+        self._every_tx: list[Family] = []  # families whose EVERY_TX is "tx": native calls
         self._new_flow: list = []
         self._new_end: list = []
         self._tick: list = []
@@ -121,12 +122,15 @@ class Engine:
                 self._status.setdefault(status, []).append(getattr(fam, method))
             for kind, method in fam.CHANGES.items():
                 self._changes.setdefault(kind, []).append(getattr(fam, method))
-            for hooks, name in ((self._every, fam.EVERY_TX), (self._new_flow, fam.NEW_FLOW),
+            if fam.EVERY_TX == "tx":
+                self._every_tx.append(fam)
+            elif fam.EVERY_TX:
+                self._every.append(getattr(fam, fam.EVERY_TX))
+            for hooks, name in ((self._new_flow, fam.NEW_FLOW),
                                 (self._new_end, fam.NEW_END), (self._tick, fam.TICK)):
                 if name:
                     hooks.append(getattr(fam, name))
-        if self.learner is not None and self.mode == "learning":
-            self._every.append(self.learner.transaction)
+        self._learning = self.learner if self.mode == "learning" else None
 
     # --- the sink ---------------------------------------------------------------------------
 
@@ -172,6 +176,7 @@ class Engine:
 
     def _transactions(self, txs: list) -> None:
         status, every, hosts = self._status, self._every, self.hosts
+        every_tx, learning = self._every_tx, self._learning
         for tx in txs:
             t: Transaction = tx
             flow: Flow = t.flow
@@ -187,8 +192,12 @@ class Engine:
             if hooks:
                 for hook in hooks:
                     hook(t)
+            for fam in every_tx:
+                fam.tx(t)
             for hook in every:
                 hook(t)
+            if learning is not None:
+                learning.transaction(t)
             if st == "ok" and (t.first.fc or 0) <= 4:  # ok: a message, fc never None
                 pair.polls += 1
             client = flow.client

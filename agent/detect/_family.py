@@ -10,7 +10,8 @@ never adds a branch to the hot path:
 - ``EVENTS``: event KIND (``malformed``, ``not-modbus``, ``violation``, ``gap``)
   -> method name, called with ``(event, flow)``;
 - ``STATUSES``: transaction status -> method name, called with ``(tx)``;
-- ``EVERY_TX``: method name called with ``(tx)`` for every transaction;
+- ``EVERY_TX``: method name called with ``(tx)`` for every transaction; ``"tx"`` (the
+  :meth:`Family.tx` override) is called natively, with no lookup or argument parsing;
 - ``NEW_FLOW``: method name called with ``(flow, ts)`` the first time a flow is seen;
 - ``NEW_END``: method name called with ``(flow, ts)`` whenever a frame from a further end of
   the flow has been seen (``flow.seen_ends`` grew), so that end's own link details are known;
@@ -32,6 +33,7 @@ from otsentry.agent.detect._state import BoundedMap
 
 if TYPE_CHECKING:
     from otsentry.agent.detect._engine import Engine
+    from otsentry.agent.transactions import Transaction
 
 __all__ = ["Family", "ALL_MODES"]
 
@@ -59,6 +61,9 @@ class Family:
         self._knobs: dict[str, dict[str, Any]] = {
             e.id: {**{k: v.default for k, v in e.knobs.items()}, **engine.config.knobs.get(e.id, {})}
             for e in self.ENTRIES}
+
+    def tx(self, tx: Transaction) -> None:
+        """Every transaction, when ``EVERY_TX`` is ``"tx"`` (overridden by such families)."""
 
     def requests(self) -> dict[int, str]:
         """``REQUESTS`` as the engine binds it (a family may switch its hooks off)."""

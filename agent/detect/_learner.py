@@ -114,7 +114,8 @@ class Learner:
             self._values(tx, req, server, ts)
 
     def _pair(self, key: tuple, rng: tuple[int, int] | None) -> None:
-        p = self.pairs.get_or_make(key, _Pair)
+        got = self.pairs.get(key)
+        p: _Pair = got if got is not None else self.pairs.put_new(key, _Pair())
         p.count += 1
         if rng is not None and rng not in p.seen:
             if len(p.seen) < 4096:
@@ -124,8 +125,9 @@ class Learner:
     def _cycle(self, key: tuple, ts: int) -> None:
         got = self.cycles.get(key)
         c: _Cycle = got if got is not None else self.cycles.put_new(key, _Cycle())
-        if c.last:
-            c.intervals.append(ts - c.last)
+        last = c.last
+        if last:
+            c.intervals.append(ts - last)
         c.last = ts
         c.count += 1
 

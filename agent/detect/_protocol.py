@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
+from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
 __all__ = ["Protocol"]
@@ -64,7 +65,7 @@ class Protocol(Family):
     ENTRIES = ENTRIES
     EVENTS = {"not-modbus": "not_modbus", "malformed": "malformed", "violation": "violation"}
     STATUSES = {"unmatched": "unmatched", "duplicate": "duplicate", "unanswered": "unanswered"}
-    EVERY_TX = "violations"
+    EVERY_TX = "tx"
 
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
@@ -90,7 +91,7 @@ class Protocol(Family):
                     details={"kind": e.kind, "detail": e.detail or ""},
                     severity=NET_SEVERITY.get(e.kind))
 
-    def violations(self, tx: Any) -> None:
+    def tx(self, tx: Transaction) -> None:
         if tx.violations:
             for v in tx.violations:
                 self._spec(tx, v)
