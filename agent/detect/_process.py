@@ -12,14 +12,14 @@ default: process values drift.  Registers learned from fewer than
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from otsentry.agent.detect._aggregate import LazyHit, RawEvidence
+from otsentry.agent.detect._aggregate import LazyHit, RawEvidence, _Slot
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._writes import write_points
 from otsentry.agent.flows import Flow
-from otsentry.agent.modbus._events import Message
+from otsentry.agent.modbus._events import Message, _ReadRequest, _RegistersResponse
 from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
@@ -64,7 +64,7 @@ class _Range:
         self.rate = [b[3] if b is not None else 0.0 for b in bounds]
         self.last: tuple[int, ...] | None = None
         self.ts = 0
-        self.slot: Any = None  # the open finding its hits last folded into
+        self.slot: _Slot | None = None  # the open finding its hits last folded into
 
 
 class ProcessValues(Family):
@@ -106,10 +106,11 @@ class ProcessValues(Family):
         if tx.status != "ok" or not isinstance(req, Message):
             return
         fc = req.fc
-        if fc == 3 or fc == 4:
-            rsp: Any = tx.response
-            read: Any = req
-            self._reads(tx, _READS[fc], req.unit, read.address, rsp.registers, rsp.ts)
+        if fc == 3 or fc == 4:  # reads only: no write to judge
+            rsp = tx.response
+            if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):
+                self._reads(tx, _READS[fc], req.unit, req.address, rsp.registers, rsp.ts)
+            return
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":
             self._writes(tx, points[1], points[2])
@@ -161,10 +162,9 @@ class ProcessValues(Family):
         hit goes straight to the aggregator (``r.slot`` remembers that finding), with its
         sentence and evidence made only if a revision shows them."""
         flow: Flow = tx.flow
-        rsp: Any = tx.response
-        ts: int = rsp.ts
-        req: Any = tx.request
-        fc: int = req.fc
+        rsp = cast(Message, tx.response)  # an answered read
+        ts = rsp.ts
+        fc = cast(Message, tx.request).fc
         hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r.bounds, out)
         sev = self.value_severity
         if sev is not None:
