@@ -67,14 +67,14 @@ class Rates(Family):
 
     def __init__(self, engine: Any) -> None:
         super().__init__(engine)
-        self.flood = self.knob("rate.flood", "rate")
-        self.changes = self.knob("rate.write-repeat", "changes")
+        self.flood = int(self.knob("rate.flood", "rate"))
+        self.changes = int(self.knob("rate.write-repeat", "changes"))
         self.change_span = int(self.knob("rate.write-repeat", "window_s") * 1e9)
-        self.exc_n = self.knob("rate.exception-storm", "exceptions")
+        self.exc_n = int(self.knob("rate.exception-storm", "exceptions"))
         self.exc_span = int(self.knob("rate.exception-storm", "window_s") * 1e9)
-        self.un_n = self.knob("rate.unanswered-storm", "unanswered")
+        self.un_n = int(self.knob("rate.unanswered-storm", "unanswered"))
         self.timeout = int(self.knob("rate.unanswered-storm", "timeout_s") * 1e9)
-        self.chronic = self.knob("rate.unanswered-storm", "chronic")
+        self.chronic = float(self.knob("rate.unanswered-storm", "chronic"))
         self.points = self.table("written-points")
         self.spike: dict[tuple[str, str], int] = {}
 
@@ -102,10 +102,10 @@ class Rates(Family):
                 self._flood(tx, n, "rate.flood")
             elif n == st.spike:
                 self._flood(tx, n, "rate.spike")
-            fc = req.fc
-            if (fc == 5 or fc == 6 or fc == 15 or fc == 16 or fc == 23) \
-                    and isinstance(req, Message):
-                self._write(tx)
+            if isinstance(req, Message):
+                fc = req.fc
+                if fc == 5 or fc == 6 or fc == 15 or fc == 16 or fc == 23:
+                    self._write(tx)
         if status == "exception" and st.exc.hit(ts) == self.exc_n:
             self._exceptions(tx)
         if status in ("ok", "exception", "unanswered"):

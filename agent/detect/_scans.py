@@ -19,7 +19,7 @@ from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._state import Bucket, PairState, Window
 from otsentry.agent.flows import Flow
-from otsentry.agent.modbus._events import Message
+from otsentry.agent.modbus._events import _ReadRequest
 from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
@@ -85,10 +85,13 @@ class Scans(Family):
         super().__init__(engine)
         k = lambda name, knob: self.knob(f"scan.{name}", knob)  # noqa: E731
         self.span = int(k("unit-ids", "window_s") * 1e9)
-        self.th_units, self.th_fcs, self.th_refused = k("unit-ids", "units"), \
-            k("function-codes", "functions"), k("function-codes", "refused")
-        self.th_exc, self.th_blocks = k("addresses", "exceptions"), k("addresses", "blocks")
-        self.th_hosts, self.probe_max = k("hosts", "hosts"), k("hosts", "probe_requests")
+        self.th_units: int = int(k("unit-ids", "units"))
+        self.th_fcs: int = int(k("function-codes", "functions"))
+        self.th_refused: int = int(k("function-codes", "refused"))
+        self.th_exc: int = int(k("addresses", "exceptions"))
+        self.th_blocks: int = int(k("addresses", "blocks"))
+        self.th_hosts: int = int(k("hosts", "hosts"))
+        self.probe_max: int = int(k("hosts", "probe_requests"))
         self.settle = int(k("hosts", "settle_s") * 1e9)
         self.host_span = int(k("hosts", "window_s") * 1e9)
         self.contacts = self.table("new-contacts")
@@ -111,9 +114,8 @@ class Scans(Family):
             self._fc_sweep(tx, st, "tried")
         if tx.status == "exception":
             self._exception(tx, st, ts)
-        elif isinstance(m, Message) and m.fc <= 4 and tx.request is not None:
-            msg: Any = m
-            n = st.blocks.add(ts, m.fc << 16 | msg.address)  # (function, start) as one int
+        elif isinstance(m, _ReadRequest) and tx.request is not None:  # function codes 1-4
+            n = st.blocks.add(ts, m.fc << 16 | m.address)  # (function, start) as one int
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 
