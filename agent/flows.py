@@ -17,7 +17,6 @@ code; everything else is tracked as ignored so that the decision is made once.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final
 
 from otsentry.agent.modbus import Decoder, spec
@@ -25,10 +24,52 @@ from otsentry.agent.packet import FrameDetails, ip_text
 from otsentry.agent.reassembly import ReassemblyStats, TcpStream
 from otsentry.agent.transactions import TransactionTable
 
-__all__ = ["Flow", "looks_like_modbus", "HEURISTIC_TRIES"]
+__all__ = ["Flow", "FrameRing", "looks_like_modbus", "HEURISTIC_TRIES"]
 
 #: Payload-carrying packets examined before a flow on another port is ignored for good.
 HEURISTIC_TRIES: Final = 3
+
+
+class FrameRing:
+    """The last ``size`` raw frames of a flow, oldest first in :meth:`items`.
+
+    Parallel lists written in a circle: keeping a frame stores references, with no
+    tuple per frame and nothing to free when it is overwritten.
+    """
+
+    __slots__ = ("size", "ts", "linktypes", "data", "frames", "next")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ts: list[int] = []
+        self.linktypes: list[int] = []
+        self.data: list[bytes] = []
+        self.frames: list[int] = []
+        self.next = 0  # where the next frame goes once the ring is full
+
+    def add(self, ts: int, linktype: int, data: bytes, frame: int) -> None:
+        """Keep one frame (``frame``: its number), dropping the oldest when full."""
+        if len(self.data) < self.size:
+            self.ts.append(ts)
+            self.linktypes.append(linktype)
+            self.data.append(data)
+            self.frames.append(frame)
+            return
+        i = self.next
+        self.ts[i] = ts
+        self.linktypes[i] = linktype
+        self.data[i] = data
+        self.frames[i] = frame
+        self.next = i + 1 if i + 1 < self.size else 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def items(self) -> list[tuple[int, int, bytes, int]]:
+        """The kept frames as ``(ts_ns, linktype, data, frame)``, oldest first."""
+        n, start = len(self.data), self.next
+        order = [(start + k) % n for k in range(n)] if n else []
+        return [(self.ts[i], self.linktypes[i], self.data[i], self.frames[i]) for i in order]
 
 
 class Flow:
@@ -45,7 +86,7 @@ class Flow:
             link details, each end's from the first frame it sends.
         first_ts, last_ts: capture times (ns) of the first and last packet.
         packets: packets seen on the flow.
-        ring: the flow's last raw frames (a bounded deque) when enabled, else None.
+        ring: the flow's last raw frames (a :class:`FrameRing`) when enabled, else None.
         midstream: True when the TCP handshake was not captured.
     """
 
@@ -80,9 +121,9 @@ class Flow:
         self.tries = 0
         self.closed = False
         self.keys: tuple[tuple, tuple] = ((), ())
-        #: Last raw frames of the flow, ``(ts, linktype, data, frame)``, when the pipeline
-        #: keeps them (``PipelineConfig.ring_frames``); evidence for pcap slices.
-        self.ring: deque | None = None
+        #: Last raw frames of the flow, when the pipeline keeps them
+        #: (``PipelineConfig.ring_frames``); evidence for pcap slices.
+        self.ring: FrameRing | None = None
         #: Free slot for consumers to hang per-flow state on.
         self.user: object = None
         #: The detection engine's state of this flow's (client, server) pair

@@ -23,11 +23,10 @@ flow (see :mod:`.reassembly` and :mod:`.transactions`).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from otsentry.agent.flows import HEURISTIC_TRIES, Flow, looks_like_modbus
+from otsentry.agent.flows import HEURISTIC_TRIES, Flow, FrameRing, looks_like_modbus
 from otsentry.agent.modbus import spec
 from otsentry.agent.modbus._events import (
     Connection,
@@ -132,8 +131,9 @@ class Pipeline:
                 self._tls(flow, payload, ts, frame)
             if flow.kind != "modbus":
                 return
-        if flow.ring is not None:
-            flow.ring.append((ts, linktype, data, frame))
+        ring = flow.ring
+        if ring is not None:
+            ring.add(ts, linktype, data, frame)
         if not payload and not flags & 0x07:  # a pure ACK: nothing for reassembly
             if ts - self._last_sweep > _SWEEP_NS:
                 self._sweep(ts)
@@ -240,7 +240,7 @@ class Pipeline:
         cfg = self.config
         flow.start_modbus(midstream, self.tcp, self._violations, cfg.tx_timeout_ns, cfg.max_pending)
         if cfg.ring_frames:
-            flow.ring = deque(maxlen=cfg.ring_frames)
+            flow.ring = FrameRing(cfg.ring_frames)
 
     def _try_heuristic(self, flow: Flow, direction: int, payload: bytes, flags: int) -> None:
         flow.tries += 1

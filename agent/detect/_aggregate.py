@@ -21,6 +21,7 @@ from typing import Any
 from otsentry.agent.detect._entry import Entry
 from otsentry.agent.detect._pcap import pcap_slice
 from otsentry.agent.detect._state import Bucket
+from otsentry.agent.flows import FrameRing
 from otsentry.common.finding import (AssetRef, Evidence, Finding, Flow as FlowRef, Severity,
                                      Times, finding_id)
 
@@ -74,7 +75,7 @@ class Hit:
 
     def __init__(self, entry: Entry, key: tuple, ts: int, severity: Severity, summary: Any,
                  assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
-                 ring: deque | None, add: int) -> None:
+                 ring: FrameRing | None, add: int) -> None:
         self.entry, self.key, self.ts, self.severity = entry, key, ts, severity
         self.summary, self.assets, self.evidence = summary, assets, evidence
         self.frames, self.ring, self.add = frames, ring, add
@@ -177,7 +178,7 @@ class Aggregator:
 
     def fold(self, slot: _Slot, entry: Entry, ts: int, severity: Severity, summary: Any,
              assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
-             ring: deque | None, add: int) -> None:
+             ring: FrameRing | None, add: int) -> None:
         """One more occurrence of the open finding ``slot`` (see :meth:`current`)."""
         slot.count += add
         if ts > slot.last_ts:
@@ -208,9 +209,9 @@ class Aggregator:
             return True
         return False
 
-    def _pcap(self, slot: _Slot, ring: deque | None) -> None:
+    def _pcap(self, slot: _Slot, ring: FrameRing | None) -> None:
         if slot.severity >= Severity.MEDIUM and ring:
-            slot.pcap = pcap_slice(ring) or slot.pcap
+            slot.pcap = pcap_slice(ring.items()) or slot.pcap
 
     def _emit(self, slot: _Slot, first: bool = False) -> None:
         if not slot.dirty:

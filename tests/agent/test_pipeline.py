@@ -281,3 +281,20 @@ class TestFlowEvents:
         sink, _pipe = _run(wire.frames)
         (tx,) = sink.txs
         assert (tx.status, tx.at_end) == ("unanswered", True)
+
+
+def test_the_frame_ring_keeps_a_flows_last_frames_oldest_first() -> None:
+    """With ``ring_frames=4``, a flow of 9 frames keeps frames 6 to 9, in capture order."""
+    w = Wire()
+    w.handshake()
+    conv = Conversation()
+    w.exchange(conv.exchange(3))
+    w.exchange(conv.exchange(3))
+    w.close()
+    coll, pipe = _run(w.frames, PipelineConfig(ring_frames=4))
+    [flow] = coll.flows
+    assert flow.ring is not None
+    kept = flow.ring.items()
+    assert len(flow.ring) == 4 and len(w.frames) == 9
+    assert [(ts, data) for ts, _lt, data, _no in kept] == [(ts, d) for ts, _lt, d in w.frames[-4:]]
+    assert [no for *_rest, no in kept] == [6, 7, 8, 9]
