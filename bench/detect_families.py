@@ -25,7 +25,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,17 +37,12 @@ import inventory as bench  # noqa: E402  (the same capture and frame loading)
 def measure(packets: int, runs: int) -> dict[str, float]:
     from otsentry.agent.detect import RING_FRAMES, Engine
     from otsentry.agent.detect._registry import FAMILIES
-    from otsentry.agent.pipeline import Pipeline, PipelineConfig
 
     frames = bench.load_frames(str(bench.ensure_capture(bench.DEFAULT_CAPTURE)), packets)
     third = len(frames) // 3
     learn, rest = frames[:third], frames[third:]
-    first = Engine(learn_ns=10**18)
-    pipe = Pipeline([first], PipelineConfig(ring_frames=RING_FRAMES))
-    for f in learn:
-        pipe.feed(*f)
-    pipe.finish()
-    first.finish()
+    first = Engine(learn_ns=10**18)  # the baseline, learned once and not timed
+    bench.timed_feed(learn, [first], first, RING_FRAMES)
     baseline = first.baseline
     names = [fam.__name__ for fam in FAMILIES]
 
@@ -57,16 +51,8 @@ def measure(packets: int, runs: int) -> dict[str, float]:
         if engine is not None and drop:
             engine.families = [f for f in engine.families if type(f).__name__ not in drop]
             engine._bind()
-        p = Pipeline([engine] if engine is not None else [],
-                     PipelineConfig(ring_frames=RING_FRAMES))
-        feed = p.feed
-        start = time.perf_counter()
-        for ts, lt, data in part:
-            feed(ts, lt, data)
-        p.finish()
-        if engine is not None:
-            engine.finish()
-        return time.perf_counter() - start
+        return bench.timed_feed(part, [engine] if engine is not None else [], engine,
+                                RING_FRAMES)
 
     def protect() -> Engine:
         return Engine(baseline=baseline)

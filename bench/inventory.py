@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -98,11 +99,26 @@ def load_frames(capture: str | None, packets: int | None) -> list[tuple[int, int
     return out[:want]
 
 
+def timed_feed(frames: list, sinks: list, engine: Any, ring_frames: int) -> float:
+    """Seconds to feed ``frames`` through a pipeline with ``sinks``, then finish it (and
+    ``engine``, when one is given)."""
+    from otsentry.agent.pipeline import Pipeline, PipelineConfig
+
+    pipe = Pipeline(sinks, PipelineConfig(ring_frames=ring_frames))
+    feed = pipe.feed
+    start = time.perf_counter()
+    for ts, lt, data in frames:
+        feed(ts, lt, data)
+    pipe.finish()
+    if engine is not None:
+        engine.finish()
+    return time.perf_counter() - start
+
+
 def run_variant(frames: list, variant: str, learn_ns: int | None) -> tuple[float, dict]:
     """Seconds to feed every frame through a pipeline with this variant's sinks."""
     from otsentry.agent.detect import RING_FRAMES, Engine
     from otsentry.agent.inventory import Inventory
-    from otsentry.agent.pipeline import Pipeline, PipelineConfig
 
     from otsentry.agent.detect import with_inventory
 
@@ -115,15 +131,7 @@ def run_variant(frames: list, variant: str, learn_ns: int | None) -> tuple[float
         engine = Engine(learn_ns=learn_ns)
         # both: wired as the agent runs them (names and identity changes from the inventory)
         sinks = with_inventory(engine, inv) if inv is not None else [engine]
-    pipe = Pipeline(sinks, PipelineConfig(ring_frames=RING_FRAMES if engine else 0))
-    feed = pipe.feed
-    start = time.perf_counter()
-    for ts, lt, data in frames:
-        feed(ts, lt, data)
-    pipe.finish()
-    if engine is not None:
-        engine.finish()
-    seconds = time.perf_counter() - start
+    seconds = timed_feed(frames, sinks, engine, RING_FRAMES if engine else 0)
     facts: dict = {}
     if inv is not None:
         d = inv.to_dict()

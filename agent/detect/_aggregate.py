@@ -131,6 +131,13 @@ class Aggregator:
             return slot
         return None
 
+    def still_open(self, slot: _Slot | None, kind: str, key: tuple, ts: int) -> _Slot | None:
+        """:meth:`current`, checking first a slot the detector kept from an earlier hit
+        (the common case: the same finding again, with no lookup)."""
+        if slot is not None and slot.live and ts - slot.last_ts <= self.window_ns:
+            return slot
+        return self.current(kind, key, ts)
+
     def admit(self, kind: str, key: tuple, ts: int, add: int) -> bool:
         """Whether a hit of ``kind`` for ``key`` at ``ts`` goes on to :meth:`hit`.
 

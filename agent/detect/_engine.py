@@ -137,6 +137,7 @@ class Engine:
     def __call__(self, flow: Flow | None, events: list, txs: list) -> None:
         if events:
             e0 = events[0]
+            # the same attribute either way; narrowed, a message's is read natively
             ts: int = e0.ts if isinstance(e0, Message) else e0.ts
         elif txs:
             first: Transaction = txs[0]
@@ -180,13 +181,7 @@ class Engine:
         for tx in txs:
             t: Transaction = tx
             flow: Flow = t.flow
-            d = flow.det
-            if d is None:
-                pair = self._pair(flow)
-            else:
-                pair = cast(PairState, d)
-                if pair.dead:
-                    pair = self._pair(flow)
+            pair = self.pair_of(flow)
             st = t.status
             hooks = status.get(st)
             if hooks:
@@ -204,12 +199,18 @@ class Engine:
             if client not in hosts:
                 hosts.put_new(client, t.first.ts)  # first seen (capture time)
 
-    def _pair(self, flow: Flow) -> PairState:
-        """The state of ``flow``'s (client, server) pair, made if new; cached on the flow."""
+    def pair_of(self, flow: Flow) -> PairState:
+        """The state of ``flow``'s (client, server) pair: the one cached on the flow
+        (``Flow.det``) unless it was evicted, else looked up or made, and cached."""
+        d = flow.det
+        if d is not None:
+            cached = cast(PairState, d)
+            if not cached.dead:
+                return cached
         key = (flow.client, flow.server)
-        pair = self.pairs.get(key)
-        if pair is None:
-            pair = self.pairs.put_new(key, PairState(flow.client, flow.server))
+        got = self.pairs.get(key)
+        pair: PairState = got if got is not None else self.pairs.put_new(
+            key, PairState(flow.client, flow.server))
         flow.det = pair
         return pair
 

@@ -8,12 +8,11 @@ pair, function and range findings only concern masters the baseline knows.
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from otsentry.agent.detect._baseline import Baseline, covered
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
-from otsentry.agent.detect._state import PairState
 from otsentry.agent.detect._writes import WRITES, read_range
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus import spec
@@ -163,10 +162,7 @@ class Learned(Family):
 
     def _known(self, flow: Flow, unit: int, fc: int) -> _Known:
         """What the baseline says about ``flow``'s pair, ``unit`` and ``fc`` (cached)."""
-        d = flow.det
-        pair = cast(PairState, d) if d is not None else self.engine._pair(flow)
-        if pair.dead:
-            pair = self.engine._pair(flow)
+        pair = self.engine.pair_of(flow)
         got = pair.learned
         cache: dict[int, _Known] = got if got is not None else {}
         if got is None:

@@ -9,7 +9,7 @@ from otsentry.agent.detect._baseline import Baseline, Cycle, Envelope, add_range
 from otsentry.agent.detect._state import BoundedMap, Bucket
 from otsentry.agent.detect._writes import read_range, write_points
 from otsentry.agent.flows import Flow
-from otsentry.agent.modbus._events import Message
+from otsentry.agent.modbus._events import Message, _ReadRequest, _RegistersResponse
 from otsentry.agent.transactions import Transaction
 
 __all__ = ["Learner"]
@@ -134,11 +134,9 @@ class Learner:
     def _values(self, tx: Transaction, req: Message, server: str, ts: int) -> None:
         unit, fc = req.unit, req.fc
         rsp = tx.response
-        if (fc == 3 or fc == 4) and isinstance(rsp, Message):
-            answer: Any = rsp
-            read: Any = req
-            regs: tuple[int, ...] = answer.registers
-            self._block((server, unit, _READ_TABLES[fc], read.address),
+        if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):  # FC 3, 4
+            regs = rsp.registers
+            self._block((server, unit, _READ_TABLES[fc], req.address),
                         regs if len(regs) <= 125 else regs[:125], ts)
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":

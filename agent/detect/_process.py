@@ -169,9 +169,7 @@ class ProcessValues(Family):
         sev = self.value_severity
         if sev is not None:
             agg = self.engine.agg
-            slot = r.slot
-            if slot is None or not slot.live or ts - slot.last_ts > agg.window_ns:
-                slot = r.slot = agg.current(_VALUE, key, ts)
+            slot = r.slot = agg.still_open(r.slot, _VALUE, key, ts)
             if slot is not None:
                 agg.fold(slot, self.value_entry, ts, sev, hit, (flow, flow.client, flow.server),
                          hit, (rsp.frame,), flow.ring, 1)
