@@ -22,6 +22,7 @@ PCAP_NS_MAGIC = 0xA1B23C4D
 _SNAPLEN = 262_144
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
+_TS_MAX = (1 << 32) * 1_000_000_000 - 1  # the last time a record's 32-bit seconds hold
 
 
 def pcap_slice(frames: Iterable[tuple[int, int, bytes, int]], limit: int = MAX_PCAP_SLICE) -> bytes:
@@ -39,6 +40,7 @@ def pcap_slice(frames: Iterable[tuple[int, int, bytes, int]], limit: int = MAX_P
     for ts, lt, data, _no in reversed(frames):
         if lt != linktype:
             continue
+        ts = min(max(ts, 0), _TS_MAX)  # a pcapng time can lie before 1970 or after 2106
         record = _RECORD.pack(ts // 1_000_000_000, ts % 1_000_000_000, len(data), len(data)) + data
         if len(record) > room:
             break

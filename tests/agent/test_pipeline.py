@@ -7,6 +7,8 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
+from otsentry.agent.detect._pcap import pcap_slice
+from otsentry.agent.flows import FrameRing
 from otsentry.agent.modbus import Message, NotModbus
 from otsentry.agent.pipeline import Pipeline, PipelineConfig
 from otsentry.agent.stats import Stats
@@ -298,3 +300,19 @@ def test_the_frame_ring_keeps_a_flows_last_frames_oldest_first() -> None:
     assert len(flow.ring) == 4 and len(w.frames) == 9
     assert [(ts, data) for ts, _lt, data, _no in kept] == [(ts, d) for ts, _lt, d in w.frames[-4:]]
     assert [no for *_rest, no in kept] == [6, 7, 8, 9]
+
+
+def test_an_evidence_slice_clamps_capture_times_a_pcap_record_cannot_hold() -> None:
+    """A pcapng timestamp can lie before 1970 or after 2106: the ring keeps it as it came,
+    and the slice writes 0 and the last second a classic pcap holds instead of failing."""
+    ring = FrameRing(3)
+    frame = bytes(60)
+    times = (-5, 1_700_000_000_123_456_789, 1 << 90)
+    for no, ts in enumerate(times, start=1):
+        ring.add(ts, 1, frame, no)
+    kept = ring.items()
+    assert [ts for ts, *_rest in kept] == list(times)
+    pcap = pcap_slice(kept)
+    assert len(pcap) == 24 + 3 * (16 + 60)
+    seconds = [int.from_bytes(pcap[24 + k * 76:28 + k * 76], "little") for k in range(3)]
+    assert seconds == [0, 1_700_000_000, (1 << 32) - 1]
