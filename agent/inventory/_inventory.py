@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from otsentry.agent.flows import Flow
 from otsentry.agent.inventory._assets import (
     GATEWAY_EXCEPTIONS,
     STATUS_INDEX,
@@ -158,7 +159,7 @@ class Inventory:
 
     # --- the sink -------------------------------------------------------------------------
 
-    def __call__(self, flow: Any, events: list, txs: list) -> None:
+    def __call__(self, flow: Flow | None, events: list, txs: list) -> None:
         if flow is None:
             return
         if flow.kind == "modbus-tls":

@@ -73,3 +73,23 @@ def test_a_configured_severity_applies_to_every_folded_hit() -> None:
     polls = [(k * S, (500, 105)) for k in range(1, 11)]
     _eng, [f] = _values(_plant(polls), {"severity": {KIND: "medium"}})
     assert (f.count, f.severity) == (10, Severity.MEDIUM) and f.evidence.pcap
+
+
+def test_tables_beyond_the_new_findings_limit_are_counted_as_dropped() -> None:
+    """With one new finding per detector and window, the holding registers open the finding;
+    the input registers, out of range as well, are dropped hit by hit, counted and
+    reported as rate limited."""
+    wire, conv = Wire(), Conversation(unit=1)
+    conn = wire.connect(T0, "10.0.0.10", "10.0.0.20")
+    for k in range(40):
+        out = k >= 30  # learn 30 s of values 100-111, then 10 s far outside them
+        regs = (900, 900) if out else (100 + k % 12, 100 + k % 12)
+        wire.exchange(conn, T0 + (k + 1) * S, *conv.exchange(3, address=10, registers=regs))
+        wire.exchange(conn, T0 + (k + 1) * S + S // 2,
+                      *conv.exchange(4, address=10, registers=regs))
+    _eng, findings = detect_frames(wire.sorted_frames(), learn_ns=LEARN,
+                                   config=config_from_dict({"max_new_per_window": 1}))
+    found = [f for f in findings if f.kind == KIND]
+    assert [(f.count, f.evidence.function_code) for f in found] == [(10, 3)]
+    [limited] = [f for f in findings if f.kind == "detect.rate-limited"]
+    assert KIND in limited.summary and limited.count == 10
