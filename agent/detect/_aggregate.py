@@ -30,6 +30,7 @@ __all__ = ["Aggregator", "Hit", "LazyHit"]
 _FIRST_FRAMES = 8
 _LAST_FRAMES = 24
 _MAX_VALUES = 64
+_NEVER = 1 << 62  # later than any capture time
 
 
 #: The raw evidence of one occurrence: (flow, unit, function code, addresses, values,
@@ -122,6 +123,10 @@ class Aggregator:
         self.new_per_kind: dict[str, Bucket] = {}
         self.dropped: dict[str, int] = {}
         self.out: list[Finding] = []
+        #: No open finding is due for a held-back revision or for closing before this
+        #: capture time: a tick before it has nothing to flush (a lower bound, kept by
+        #: whatever can make a finding due earlier: opening one, or a hit held back).
+        self.due = 0
 
     def current(self, kind: str, key: tuple, ts: int) -> _Slot | None:
         """The open finding a hit of ``kind`` for ``key`` at ``ts`` folds into, if any
@@ -182,6 +187,8 @@ class Aggregator:
         slot.summary, slot.assets = summary, assets
         self._pcap(slot, hit.ring)
         self._emit(slot, first=True)
+        if hit.ts + self.window_ns < self.due:
+            self.due = hit.ts + self.window_ns
 
     def fold(self, slot: _Slot, entry: Entry, ts: int, severity: Severity, summary: Any,
              assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
@@ -205,6 +212,8 @@ class Aggregator:
             self._pcap(slot, ring)
         if rose or ts - slot.emitted_ts >= self.interval_ns:
             self._emit(slot)
+        elif slot.emitted_ts + self.interval_ns < self.due:
+            self.due = slot.emitted_ts + self.interval_ns
 
     def _severity(self, slot: _Slot, entry: Entry, severity: Severity) -> bool:
         sev = slot.severity if slot.severity >= severity else severity
@@ -249,11 +258,21 @@ class Aggregator:
 
     def flush(self, ts: int | None = None) -> None:
         """Emit held-back updates (all of them when ``ts`` is None); close idle findings."""
+        if ts is not None and ts < self.due:
+            return
+        due = _NEVER
+        interval, window = self.interval_ns, self.window_ns
         for k, slot in list(self.open.items()):
-            if ts is None or ts - slot.emitted_ts >= self.interval_ns:
+            if ts is None or ts - slot.emitted_ts >= interval:
                 self._emit(slot)
-            if ts is not None and ts - slot.last_ts > self.window_ns:
+            if ts is not None and ts - slot.last_ts > window:
                 self._close(k)
+                continue
+            if slot.dirty and slot.emitted_ts + interval < due:
+                due = slot.emitted_ts + interval
+            if slot.last_ts + window < due:
+                due = slot.last_ts + window
+        self.due = due
 
     def _close(self, k: tuple[str, tuple]) -> None:
         self.open.pop(k).live = False

@@ -144,3 +144,27 @@ def test_a_flow_whose_pair_was_evicted_shares_the_new_pair_state() -> None:
     eng, findings = detect_frames(wire.sorted_frames(), config=DetectConfig(max_keys=100))
     assert eng.pairs.evicted > 0
     assert [f.assets[0].ip for f in findings if f.kind == "rate.flood"] == ["10.0.0.66"]
+
+
+def test_a_held_back_revision_is_emitted_by_the_tick_once_its_interval_is_over() -> None:
+    """Restarts for 5 s, then only polls: the held-back revision comes out at the first tick
+    60 s after the last emitted one, and the finding closes 5 min after its last hit,
+    both while traffic goes on (not at the end)."""
+    from otsentry.agent.detect import RING_FRAMES, Engine
+    from otsentry.agent.pipeline import Pipeline, PipelineConfig
+
+    conv = Conversation(unit=1)
+    ops = [conv.exchange(8, sub_function=1) for _ in range(50)]
+    ops += [conv.exchange(3, address=0, registers=(1,)) for _ in range(4000)]  # 400 s more
+    eng = Engine()
+    pipe = Pipeline([eng], PipelineConfig(ring_frames=RING_FRAMES))
+    revisions = []
+    for ts, linktype, data in _session(ops).sorted_frames():
+        pipe.feed(ts, linktype, data)
+        revisions += [(r.revision, r.count, ts) for r in eng.drain()
+                      if r.kind == "modbus.fc8-restart"]
+    first, second = revisions  # opened at the first restart; the rest held back, then emitted
+    assert first[:2] == (1, 1) and second[:2] == (2, 50)
+    assert 60 * S <= second[2] - first[2] <= 62 * S
+    last_hit = T0 + 50 * S // 10
+    assert not eng.agg.open and eng.agg.due > last_hit + 300 * S
