@@ -129,8 +129,7 @@ class Aggregator:
         self.due = 0
 
     def current(self, kind: str, key: tuple, ts: int) -> _Slot | None:
-        """The open finding a hit of ``kind`` for ``key`` at ``ts`` folds into, if any
-        (then :meth:`fold` it; else :meth:`admit`, then :meth:`hit`)."""
+        """The open finding a hit of ``kind`` for ``key`` at ``ts`` folds into, if any."""
         slot = self.open.get((kind, key))
         if slot is not None and ts - slot.last_ts <= self.window_ns:
             return slot
@@ -142,6 +141,23 @@ class Aggregator:
         if slot is not None and slot.live and ts - slot.last_ts <= self.window_ns:
             return slot
         return self.current(kind, key, ts)
+
+    def record(self, kept: _Slot | None, entry: Entry, key: tuple, ts: int, severity: Severity,
+               summary: Any, assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
+               ring: FrameRing | None, add: int) -> _Slot | None:
+        """One occurrence of detector ``entry`` for ``key``, its severity settled: folded into
+        its open finding (``kept``, one the detector remembers, is checked first), else
+        admitted and opened.  Returns the open finding it went into, None when the rate
+        limit dropped it (counted in :attr:`dropped`)."""
+        kind = entry.id
+        slot = self.still_open(kept, kind, key, ts)
+        if slot is not None:  # the common case of a busy detector: one more occurrence
+            self.fold(slot, entry, ts, severity, summary, assets, evidence, frames, ring, add)
+            return slot
+        if not self.admit(kind, key, ts, add):
+            return None
+        self.hit(Hit(entry, key, ts, severity, summary, assets, evidence, frames, ring, add))
+        return self.open.get((kind, key))
 
     def admit(self, kind: str, key: tuple, ts: int, add: int) -> bool:
         """Whether a hit of ``kind`` for ``key`` at ``ts`` goes on to :meth:`hit`.

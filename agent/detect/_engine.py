@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from otsentry.agent.detect._aggregate import Aggregator, Hit
+from otsentry.agent.detect._aggregate import Aggregator
 from otsentry.agent.detect._config import DetectConfig
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._learner import Learner
@@ -279,24 +279,17 @@ class Engine:
                 return
         if sev < cfg.min_severity:
             return
-        agg = self.agg
-        evidence = (flow, unit, fc, addresses, values, details)
-        ring = flow.ring if flow is not None else None
-        slot = agg.current(kind, key, ts)
-        if slot is not None:  # the common case of a busy detector: one more occurrence
-            agg.fold(slot, entry, ts, sev, summary, (flow, client, server), evidence, frames,
-                     ring, add)
-        elif agg.admit(kind, key, ts, add):
-            agg.hit(Hit(entry, key, ts, sev, summary, (flow, client, server), evidence,
-                        frames, ring, add))
+        self.agg.record(None, entry, key, ts, sev, summary, (flow, client, server),
+                        (flow, unit, fc, addresses, values, details), frames,
+                        flow.ring if flow is not None else None, add)
 
     def fixed_severity(self, kind: str) -> Severity | None:
         """The severity every hit of ``kind`` gets, when nothing about one hit can change or
         drop it: the detector is enabled, its severity has no context, no suppress rule
         could name it, and it reaches ``min_severity``.  None otherwise.
 
-        A detector that may fire on every answer folds its hits straight into the open
-        finding (:meth:`Aggregator.fold`) when this is not None, as :meth:`report` would.
+        A detector that may fire on every answer then hands its hits straight to
+        :meth:`Aggregator.record`, as :meth:`report` would.
         """
         cfg = self.config
         entry = self.entries[kind]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Final, cast
 
-from otsentry.agent.detect._aggregate import Hit, LazyHit, RawEvidence, _Slot
+from otsentry.agent.detect._aggregate import LazyHit, RawEvidence, _Slot
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._writes import write_points
@@ -161,29 +161,19 @@ class ProcessValues(Family):
         When nothing about one hit can change its severity or drop it
         (:meth:`Engine.fixed_severity`), the hit goes straight to the aggregator, as
         :meth:`Engine.report` would send it: most answers of a drifting plant fold into the
-        table's open finding (``r.slot`` remembers it), with the sentence and evidence made
-        only if a revision shows them; a hit that would open a finding beyond the rate
-        limit is counted as dropped before anything is built for it."""
+        table's open finding (``r.slot`` remembers it, so there is no lookup), with the
+        sentence and evidence made only if a revision shows them."""
         flow: Flow = tx.flow
         rsp = cast(Message, tx.response)  # an answered read
         ts = rsp.ts
         fc = cast(Message, tx.request).fc
+        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r.bounds, out)
         sev = self.value_severity
         if sev is not None:
-            agg = self.engine.agg
-            slot = r.slot = agg.still_open(r.slot, _VALUE, key, ts)
-            if slot is None and not agg.admit(_VALUE, key, ts, 1):
-                return  # a new finding over the rate limit: counted as dropped, nothing built
-            hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r.bounds, out)
-            involved = (flow, flow.client, flow.server)
-            if slot is not None:
-                agg.fold(slot, self.value_entry, ts, sev, hit, involved, hit, (rsp.frame,),
-                         flow.ring, 1)
-            else:
-                agg.hit(Hit(self.value_entry, key, ts, sev, hit, involved, hit, (rsp.frame,),
-                            flow.ring, 1))
+            r.slot = self.engine.agg.record(r.slot, self.value_entry, key, ts, sev, hit,
+                                            (flow, flow.client, flow.server), hit, (rsp.frame,),
+                                            flow.ring, 1)
             return
-        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r.bounds, out)
         ev = hit.raw()
         self.report(_VALUE, key, ts, flow, hit, unit=key[1], fc=fc, addresses=ev[3],
                     values=ev[4], frames=(rsp.frame,))

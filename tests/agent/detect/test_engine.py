@@ -6,8 +6,10 @@ import io
 
 from scapy.utils import rdpcap
 
-from otsentry.agent.detect import DetectConfig, config_from_dict, detect_frames
+from otsentry.agent.detect import (RING_FRAMES, DetectConfig, Engine, config_from_dict,
+                                    detect_frames)
 from otsentry.agent.detect.testing import Wire
+from otsentry.agent.pipeline import Pipeline, PipelineConfig
 from otsentry.agent.testing import Conversation
 from otsentry.common.finding import Severity
 
@@ -150,9 +152,6 @@ def test_a_held_back_revision_is_emitted_by_the_tick_once_its_interval_is_over()
     """Restarts for 5 s, then only polls: the held-back revision comes out at the first tick
     60 s after the last emitted one, and the finding closes 5 min after its last hit,
     both while traffic goes on (not at the end)."""
-    from otsentry.agent.detect import RING_FRAMES, Engine
-    from otsentry.agent.pipeline import Pipeline, PipelineConfig
-
     conv = Conversation(unit=1)
     ops = [conv.exchange(8, sub_function=1) for _ in range(50)]
     ops += [conv.exchange(3, address=0, registers=(1,)) for _ in range(4000)]  # 400 s more
