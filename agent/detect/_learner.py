@@ -16,42 +16,57 @@ __all__ = ["Learner"]
 
 _READ_TABLES = {3: "holding_registers", 4: "input_registers"}
 _MIN_CYCLE_SAMPLES = 5
+_MAX_FLOWS = 4096
+_MAX_POLLS = 4096
 
 
 class _Pair:
-    __slots__ = ("ranges", "seen", "count")
+    __slots__ = ("ranges", "seen", "count", "dead")
 
     def __init__(self) -> None:
         self.ranges: list[list[int]] = []
         self.seen: set[tuple[int, int]] = set()
         self.count = 0
+        self.dead = False  # evicted from Learner.pairs (as every table's values below)
 
 
 class _Rate:
     """Requests of one (client, server) in the current second, and the peak so far."""
 
-    __slots__ = ("second", "peak")
+    __slots__ = ("second", "peak", "dead")
 
     def __init__(self) -> None:
         self.second = Bucket(1_000_000_000)
         self.peak = 0
+        self.dead = False
 
 
 class _Cycle:
     """One repeated request: when it was last sent, recent intervals, how often."""
 
-    __slots__ = ("last", "intervals", "count")
+    __slots__ = ("last", "intervals", "count", "dead")
 
     def __init__(self) -> None:
         self.last = 0
         self.intervals: deque[int] = deque(maxlen=64)
         self.count = 0
+        self.dead = False
+
+
+class _Latency:
+    """Recent response times of one (server, unit, function)."""
+
+    __slots__ = ("samples", "dead")
+
+    def __init__(self) -> None:
+        self.samples: deque[int] = deque(maxlen=256)
+        self.dead = False
 
 
 class _Block:
     """What one block of registers (first address, count) did while learning."""
 
-    __slots__ = ("mins", "maxs", "steps", "rates", "count", "last", "ts")
+    __slots__ = ("mins", "maxs", "steps", "rates", "count", "last", "ts", "dead")
 
     def __init__(self, values: tuple[int, ...], ts: int) -> None:
         self.mins: list[int] = list(values)
@@ -61,6 +76,33 @@ class _Block:
         self.count = 1
         self.last: tuple[int, ...] = values
         self.ts = ts
+        self.dead = False
+
+
+class _Poll:
+    """One request signature (unit, function, address range) of one flow: direct references
+    to the learning state its transactions update, found with one lookup per transaction
+    rather than one per table.  A reference whose table evicted it (``dead``) is looked up
+    again; ``block`` is the block its answers fill (``n`` registers), once one came."""
+
+    __slots__ = ("pair", "cycle", "latency", "block", "n")
+
+    def __init__(self, pair: _Pair, cycle: _Cycle) -> None:
+        self.pair = pair
+        self.cycle = cycle
+        self.latency: _Latency | None = None
+        self.block: _Block | None = None
+        self.n = 0
+
+
+class _Flow:
+    """What the learner keeps per flow: the pair's request rate and the flow's signatures."""
+
+    __slots__ = ("rate", "polls")
+
+    def __init__(self, rate: _Rate) -> None:
+        self.rate = rate
+        self.polls: dict[int, _Poll] = {}
 
 
 class Learner:
@@ -71,14 +113,17 @@ class Learner:
     """
 
     def __init__(self, max_keys: int = 100_000) -> None:
-        self.pairs: BoundedMap = BoundedMap(max_keys, "learn.pairs")
-        self.cycles: BoundedMap = BoundedMap(max_keys, "learn.cycles")
-        self.latency: BoundedMap = BoundedMap(max_keys, "learn.latency")
-        self.rates: BoundedMap = BoundedMap(max_keys, "learn.rates")
-        self.blocks: BoundedMap = BoundedMap(max_keys, "learn.blocks")
+        self.pairs: BoundedMap = BoundedMap(max_keys, "learn.pairs", marks=True)
+        self.cycles: BoundedMap = BoundedMap(max_keys, "learn.cycles", marks=True)
+        self.latency: BoundedMap = BoundedMap(max_keys, "learn.latency", marks=True)
+        self.rates: BoundedMap = BoundedMap(max_keys, "learn.rates", marks=True)
+        self.blocks: BoundedMap = BoundedMap(max_keys, "learn.blocks", marks=True)
         self.first_ns = 0
         self.last_ns = 0
         self.transactions = 0
+        # Per flow, references into the tables above (a cache: cleared when it holds
+        # _MAX_FLOWS flows, or a flow _MAX_POLLS signatures; looked up again then).
+        self._flows: dict[Flow, _Flow] = {}
 
     def transaction(self, tx: Transaction) -> None:
         """Learn from one transaction (requests with a decodable message only)."""
@@ -91,90 +136,110 @@ class Learner:
         if ts > self.last_ns:
             self.last_ns = ts
         self.transactions += 1
-        rng = read_range(req)
-        client, server, unit, fc = flow.client, flow.server, req.unit, req.fc
-        self._pair((client, server, unit, fc), rng)
-        pair = (client, server)
-        got = self.rates.get(pair)
-        rate: _Rate = got if got is not None else self.rates.put_new(pair, _Rate())
+        fl = self._flows.get(flow)
+        if fl is None or fl.rate.dead:
+            fl = self._flow(flow)
+        rate = fl.rate
         n = rate.second.hit(ts)
         if n > rate.peak:
             rate.peak = n
-        if rng is not None:
-            self._cycle((client, server, unit, fc, rng[0], rng[1]), ts)
+        rng = read_range(req)
+        server, unit, fc = flow.server, req.unit, req.fc
+        poll: _Poll | None = None
+        if rng is None:
+            self._pair(self._pair_of((flow.client, server, unit, fc)), None)
+        else:
+            first, last = rng
+            k = ((unit << 8 | fc) << 17 | first) << 17 | last
+            got = fl.polls.get(k)
+            if got is None or got.pair.dead or got.cycle.dead:
+                got = self._poll(fl, k, flow, unit, fc, first, last)
+            poll = got
+            self._pair(poll.pair, rng)
+            c = poll.cycle
+            if c.last:
+                c.intervals.append(ts - c.last)
+            c.last = ts
+            c.count += 1
         status = tx.status
         latency = tx.latency_ns
         if latency is not None and (status == "ok" or status == "exception"):
-            lkey = (server, unit, fc)
-            samples = self.latency.get(lkey)
-            if samples is None:
-                samples = self.latency.put_new(lkey, deque(maxlen=256))
-            samples.append(latency)
+            lat = poll.latency if poll is not None else None
+            if lat is None or lat.dead:
+                lat = self._latency_of((server, unit, fc))
+                if poll is not None:
+                    poll.latency = lat
+            lat.samples.append(latency)
         if status == "ok":
-            self._values(tx, req, server, ts)
+            rsp = tx.response
+            if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):  # FC 3, 4
+                regs = rsp.registers
+                values = regs if len(regs) <= 125 else regs[:125]
+                if poll is not None and values:
+                    b = poll.block
+                    if b is not None and not b.dead and poll.n == len(values):
+                        _update(b, values, ts)
+                    else:
+                        poll.block = self._block((server, unit, _READ_TABLES[fc], req.address),
+                                                 values, ts)
+                        poll.n = len(values)
+                else:
+                    self._block((server, unit, _READ_TABLES[fc], req.address), values, ts)
+            points = write_points(req)
+            if points is not None and points[0] == "holding_registers":
+                self._block((server, unit, points[0], points[1]), points[2][:125], ts)
 
-    def _pair(self, key: tuple, rng: tuple[int, int] | None) -> None:
+    def _flow(self, flow: Flow) -> _Flow:
+        pair = (flow.client, flow.server)
+        got = self.rates.get(pair)
+        fl = _Flow(got if got is not None else self.rates.put_new(pair, _Rate()))
+        if len(self._flows) >= _MAX_FLOWS:
+            self._flows.clear()
+        self._flows[flow] = fl
+        return fl
+
+    def _poll(self, fl: _Flow, k: int, flow: Flow, unit: int, fc: int, first: int,
+              last: int) -> _Poll:
+        client, server = flow.client, flow.server
+        pair = self._pair_of((client, server, unit, fc))
+        key = (client, server, unit, fc, first, last)
+        got = self.cycles.get(key)
+        poll = _Poll(pair, got if got is not None else self.cycles.put_new(key, _Cycle()))
+        if len(fl.polls) >= _MAX_POLLS:
+            fl.polls.clear()
+        fl.polls[k] = poll
+        return poll
+
+    def _pair_of(self, key: tuple) -> _Pair:
         got = self.pairs.get(key)
-        p: _Pair = got if got is not None else self.pairs.put_new(key, _Pair())
+        return got if got is not None else self.pairs.put_new(key, _Pair())
+
+    def _latency_of(self, key: tuple) -> _Latency:
+        got = self.latency.get(key)
+        return got if got is not None else self.latency.put_new(key, _Latency())
+
+    @staticmethod
+    def _pair(p: _Pair, rng: tuple[int, int] | None) -> None:
         p.count += 1
         if rng is not None and rng not in p.seen:
             if len(p.seen) < 4096:
                 p.seen.add(rng)
             add_range(p.ranges, *rng)
 
-    def _cycle(self, key: tuple, ts: int) -> None:
-        got = self.cycles.get(key)
-        c: _Cycle = got if got is not None else self.cycles.put_new(key, _Cycle())
-        last = c.last
-        if last:
-            c.intervals.append(ts - last)
-        c.last = ts
-        c.count += 1
-
-    def _values(self, tx: Transaction, req: Message, server: str, ts: int) -> None:
-        unit, fc = req.unit, req.fc
-        rsp = tx.response
-        if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):  # FC 3, 4
-            regs = rsp.registers
-            self._block((server, unit, _READ_TABLES[fc], req.address),
-                        regs if len(regs) <= 125 else regs[:125], ts)
-        points = write_points(req)
-        if points is not None and points[0] == "holding_registers":
-            self._block((server, unit, points[0], points[1]), points[2][:125], ts)
-
-    def _block(self, key: tuple, values: tuple[int, ...], ts: int) -> None:
+    def _block(self, key: tuple, values: tuple[int, ...], ts: int) -> _Block | None:
         """One answer (or write) of a block of registers: per address min, max, step, rate.
 
         Learned per block (a poll repeats the same one): steps and rates are between two
-        polls of the same block, as protection measures them."""
+        polls of the same block, as protection measures them.  Returns the block."""
         n = len(values)
         if not n:
-            return
+            return None
         full = (*key, n)
         b: _Block | None = self.blocks.get(full)
         if b is None:
-            self.blocks.put_new(full, _Block(values, ts))
-            return
-        last, dt = b.last, ts - b.ts
-        mins, maxs, steps, rates = b.mins, b.maxs, b.steps, b.rates
-        for i in range(n):
-            v: int = values[i]
-            if v < mins[i]:
-                mins[i] = v
-            elif v > maxs[i]:
-                maxs[i] = v
-            step = v - last[i]
-            if step:
-                if step < 0:
-                    step = -step
-                if step > steps[i]:
-                    steps[i] = step
-                if dt > 0:
-                    rate = step * 1e9 / dt
-                    if rate > rates[i]:
-                        rates[i] = rate
-        b.count += 1
-        b.last, b.ts = values, ts
+            return self.blocks.put_new(full, _Block(values, ts))
+        _update(b, values, ts)
+        return b
 
     def _envelopes(self) -> dict[tuple, Envelope]:
         """Per register (server, unit, table, address): every block covering it, merged."""
@@ -201,13 +266,38 @@ class Learner:
         for key, c in self.cycles.items():
             if len(c.intervals) >= _MIN_CYCLE_SAMPLES:
                 b.cycles[key] = _cycle(c.intervals, c.count)
-        for key, samples in self.latency.items():
-            s = sorted(samples)
+        for key, lat in self.latency.items():
+            s = sorted(lat.samples)
             b.latency[key] = (s[len(s) // 2], s[min(len(s) - 1, len(s) * 95 // 100)], len(s))
         b.rates = {k: v.peak for k, v in self.rates.items()}
         b.registers = self._envelopes()
         b.index()
         return b
+
+
+def _update(b: _Block, values: tuple[int, ...], ts: int) -> None:
+    """Another answer of block ``b`` (as many values as it has registers)."""
+    n = len(values)
+    last, dt = b.last, ts - b.ts
+    mins, maxs, steps, rates = b.mins, b.maxs, b.steps, b.rates
+    for i in range(n):
+        v: int = values[i]
+        if v < mins[i]:
+            mins[i] = v
+        elif v > maxs[i]:
+            maxs[i] = v
+        step = v - last[i]
+        if step:
+            if step < 0:
+                step = -step
+            if step > steps[i]:
+                steps[i] = step
+            if dt > 0:
+                rate = step * 1e9 / dt
+                if rate > rates[i]:
+                    rates[i] = rate
+    b.count += 1
+    b.last, b.ts = values, ts
 
 
 def _cycle(intervals: Any, count: int) -> Cycle:
