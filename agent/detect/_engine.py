@@ -25,7 +25,7 @@ from otsentry.agent.detect._config import DetectConfig
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._learner import Learner
 from otsentry.agent.detect._registry import FAMILIES, catalogue
-from otsentry.agent.detect._state import BoundedMap, PairState
+from otsentry.agent.detect._state import BoundedMap, PairState, Poll
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message
 from otsentry.agent.transactions import Transaction
@@ -36,6 +36,7 @@ __all__ = ["Engine"]
 
 _TICK_NS = 1_000_000_000
 _POLLS_FOR_MASTER = 3
+_MAX_SIGNATURES = 4096  # request signatures kept per pair (all dropped, then made again)
 #: Without a baseline, a host counts as new for this long after its first transaction.
 _NEW_HOST_NS = 60_000_000_000
 
@@ -87,6 +88,8 @@ class Engine:
         self.last_ts = 0
         self._next_tick = 0
         self._reported_evictions = 0
+        self._poll_of: Any = None  # the request the last Poll was found for, and that Poll
+        self._poll: Poll | None = None
         if self.mode == "protect":
             self.protect(baseline)
         else:
@@ -214,6 +217,27 @@ class Engine:
         flow.det = pair
         return pair
 
+    def poll(self, flow: Flow, req: Message, first: int, last: int) -> Poll:
+        """The :class:`Poll` of ``req``'s signature (unit, function, ``first``-``last``) for
+        ``flow``'s pair, made if new.  The last one found is remembered with its request:
+        the families that look at the request, and then at its transaction, share it."""
+        if req is self._poll_of:
+            got = self._poll
+            if got is not None:
+                return got
+        pair = self.pair_of(flow)
+        sigs = pair.signatures
+        if sigs is None:
+            sigs = pair.signatures = {}
+        k = ((req.unit << 8 | req.fc) << 17 | first) << 17 | last
+        poll = sigs.get(k)
+        if poll is None:
+            if len(sigs) >= _MAX_SIGNATURES:
+                sigs.clear()
+            poll = sigs[k] = Poll()
+        self._poll_of, self._poll = req, poll
+        return poll
+
     def inventory_change(self, change: Any) -> None:
         """One change of the inventory (:class:`InventoryChange`), as it happens.
 
@@ -244,6 +268,9 @@ class Engine:
         self.baseline = baseline
         self.mode = "protect"
         self._bind()
+        for pair in self.pairs.values():  # what the families made of the old one is void
+            pair.signatures = None
+        self._poll_of = self._poll = None
         for fam in self.families:
             hook = getattr(fam, "on_protect", None)
             if hook is not None:

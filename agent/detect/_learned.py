@@ -13,6 +13,7 @@ from typing import Any, Final
 from otsentry.agent.detect._baseline import Baseline, covered
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._state import Poll
 from otsentry.agent.detect._writes import WRITES, read_range
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus import spec
@@ -89,7 +90,7 @@ _NEW_MASTER: Final = "baseline.new-master"
 _NEW_PAIR: Final = "baseline.new-pair"
 _NEW_FUNCTION: Final = "baseline.new-function"
 _NO_CYCLES: Final[dict[int, _Cycle]] = {}
-_MAX_CACHED = 4096  # per pair: units x functions, and ranges per function
+_MAX_CACHED = 4096  # per pair: units x functions
 
 
 class _Known:
@@ -97,17 +98,16 @@ class _Known:
     then cached on the pair's :class:`PairState` (``learned``, by unit and function).
 
     ``novel`` is "" when the baseline has the function for the pair, else the finding its
-    requests make; ``covered`` caches, per requested range, whether a learned range holds
-    it; ``cycles`` are the watched cycles of the function by range; ``latency`` is the
-    shared moving average of the (server, unit, function), once seen."""
+    requests make; ``cycles`` are the watched cycles of the function by range; ``latency``
+    is the shared moving average of the (server, unit, function), once seen.  Whether a
+    requested range is learned is kept per request signature (:class:`Poll`)."""
 
-    __slots__ = ("novel", "ranges", "covered", "cycles", "learned_latency", "latency")
+    __slots__ = ("novel", "ranges", "cycles", "learned_latency", "latency")
 
     def __init__(self, novel: str, ranges: list[list[int]] | None, cycles: dict[int, _Cycle],
                  learned_latency: tuple[int, int, int] | None) -> None:
         self.novel = novel
         self.ranges = ranges
-        self.covered: dict[int, bool] = {}
         self.cycles = cycles
         self.learned_latency = learned_latency
         self.latency: _Latency | None = None
@@ -196,16 +196,31 @@ class Learned(Family):
             return
         flow: Flow = tx.flow
         fc = req.fc
-        known = self._known(flow, req.unit, fc)
         rng = read_range(req)
-        if self._novel(known, tx, flow.client, flow.server, req.unit, fc, rng) and fc in WRITES:
+        if rng is None:
+            known = self._known(flow, req.unit, fc)
+            novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, None, None)
+        else:
+            poll = self._signature(flow, req, rng[0], rng[1])
+            known = poll.known
+            novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, rng, poll)
+        if novel and fc in WRITES:
             self._new_write(tx, rng)
         latency = tx.latency_ns
         if latency is not None and tx.status == "ok" and known.learned_latency is not None:
             self._latency(known, known.learned_latency, tx, latency, (flow.server, req.unit, fc))
 
+    def _signature(self, flow: Flow, req: Message, first: int, last: int) -> Poll:
+        """The request's :class:`Poll`, with what the baseline says of it filled in."""
+        poll = self.engine.poll(flow, req, first, last)
+        if poll.known is None:
+            known = poll.known = self._known(flow, req.unit, req.fc)
+            if known.cycles:
+                poll.cycle = known.cycles.get(_range_key(first, last))
+        return poll
+
     def _novel(self, known: _Known, tx: Any, client: str, server: str, unit: int, fc: int,
-               rng: tuple[int, int] | None) -> bool:
+               rng: tuple[int, int] | None, poll: Poll | None) -> bool:
         """Report what the baseline does not know; True unless the request was learned."""
         write = fc in WRITES
         novel = known.novel
@@ -221,18 +236,13 @@ class Learned(Family):
                           f"{client} uses {spec.function_name(fc)} on {server} unit {unit} for "
                           "the first time.")
             return True
-        if rng is None:
+        if rng is None or poll is None:
             return False
-        first, last = rng
-        seen = known.covered
-        rk = _range_key(first, last)
-        inside = seen.get(rk)
+        inside = poll.inside
         if inside is None:
             ranges = known.ranges
             assert ranges is not None
-            inside = covered(ranges, first, last)
-            if len(seen) < _MAX_CACHED:
-                seen[rk] = inside
+            inside = poll.inside = covered(ranges, rng[0], rng[1])
         if inside:
             return False
         if not write:
@@ -259,11 +269,9 @@ class Learned(Family):
         rng = read_range(msg)
         if rng is None or self.b is None:
             return
-        cycles = self._known(flow, msg.unit, msg.fc).cycles
-        if cycles:
-            cyc = cycles.get(_range_key(rng[0], rng[1]))
-            if cyc is not None:
-                self._cycle(cyc, msg.ts, msg, flow)
+        cyc = self._signature(flow, msg, rng[0], rng[1]).cycle
+        if cyc is not None:
+            self._cycle(cyc, msg.ts, msg, flow)
 
     def _cycle(self, cyc: _Cycle, ts: int, msg: Any, flow: Any) -> None:
         key = cyc.key

@@ -53,7 +53,7 @@ class _Range:
     none), and its last answer with its time.  ``judged`` is False when no register of
     the block has an envelope."""
 
-    __slots__ = ("judged", "low", "high", "step", "rate", "bounds", "last", "ts", "slot")
+    __slots__ = ("judged", "low", "high", "step", "rate", "bounds", "last", "ts", "slot", "dead")
 
     def __init__(self, bounds: list[tuple[int, int, int, float] | None]) -> None:
         self.judged = any(b is not None for b in bounds)
@@ -65,6 +65,7 @@ class _Range:
         self.last: tuple[int, ...] | None = None
         self.ts = 0
         self.slot: _Slot | None = None  # the open finding its hits last folded into
+        self.dead = False  # evicted from ProcessValues.ranges
 
 
 class ProcessValues(Family):
@@ -85,6 +86,7 @@ class ProcessValues(Family):
         # envelope and the previous values; a jump is measured against the previous poll
         # of the same block.
         self.ranges = self.table("polled-blocks")
+        self.ranges.marks = True
         self.value_entry = engine.entries[_VALUE]
         self.value_severity = engine.fixed_severity(_VALUE)
 
@@ -109,22 +111,22 @@ class ProcessValues(Family):
         if fc == 3 or fc == 4:  # reads only: no write to judge
             rsp = tx.response
             if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):
-                self._reads(tx, _READS[fc], req.unit, req.address, rsp.registers, rsp.ts)
+                self._reads(tx, req, _READS[fc], rsp.registers, rsp.ts)
             return
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":
             self._writes(tx, points[1], points[2])
 
-    def _reads(self, tx: Transaction, table: str, unit: int, first: int,
-               values: tuple[int, ...], ts: int) -> None:
+    def _reads(self, tx: Transaction, req: _ReadRequest, table: str, values: tuple[int, ...],
+               ts: int) -> None:
         n = len(values)
         flow: Flow = tx.flow
-        server = flow.server
-        block = (server, unit, table, first, n)
-        got = self.ranges.get(block)
-        if got is None:
-            env = self.envelopes.get((server, unit, table), {})
-            got = self.ranges.put_new(block, _Range([env.get(first + i) for i in range(n)]))
+        server, unit, first = flow.server, req.unit, req.address
+        poll = self.engine.poll(flow, req, first, first + max(req.quantity, 1) - 1)
+        got = poll.block
+        if got is None or got.dead or poll.n != n:
+            got = poll.block = self._range((server, unit, table, first, n))
+            poll.n = n
         r: _Range = got  # typed, so the loop below runs on native lists and ints
         if not r.judged:
             return  # no register of this block has an envelope
@@ -152,6 +154,15 @@ class ProcessValues(Family):
                 out.append(i)
         if out is not None:
             self._values(tx, r, (server, unit, table), first, values, prev, out)
+
+    def _range(self, block: tuple[str, int, str, int, int]) -> _Range:
+        """The :class:`_Range` of a (server, unit, table, first address, count) block."""
+        got = self.ranges.get(block)
+        if got is None:
+            server, unit, table, first, n = block
+            env = self.envelopes.get((server, unit, table), {})
+            got = self.ranges.put_new(block, _Range([env.get(first + i) for i in range(n)]))
+        return got
 
     def _values(self, tx: Transaction, r: _Range, key: tuple[str, int, str], first: int,
                 values: tuple[int, ...], prev: tuple[int, ...] | None, out: list[int]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BoundedMap", "PairState", "Window", "Bucket"]
+__all__ = ["BoundedMap", "PairState", "Poll", "Window", "Bucket"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -75,9 +75,12 @@ class PairState:
         scans, rates: the :class:`Scans` and :class:`Rates` families' state, once made.
         learned: what the baseline says about the pair, per unit and function (the
             :class:`Learned` family's cache, made again for each new baseline).
+        signatures: the pair's :class:`Poll` per request signature (see
+            :meth:`Engine.poll`), made again for each new baseline.
     """
 
-    __slots__ = ("client", "server", "polls", "scans", "rates", "learned", "dead")
+    __slots__ = ("client", "server", "polls", "scans", "rates", "learned", "signatures",
+                 "dead")
 
     def __init__(self, client: str, server: str) -> None:
         self.client, self.server = client, server
@@ -85,7 +88,31 @@ class PairState:
         self.scans: Any = None
         self.rates: Any = None
         self.learned: Any = None
+        self.signatures: dict[int, Poll] | None = None
         self.dead = False
+
+
+class Poll:
+    """What protection keeps per request signature (unit, function code, address range) of
+    a pair: a poll repeats the same request, so its transactions find, with one lookup,
+    what the families worked out for the signature the first time.
+
+    Attributes:
+        known: what the baseline says about the pair, unit and function (``Learned``).
+        inside: whether a learned range holds the signature's (None: not checked yet).
+        cycle: the learned polling cycle it belongs to, if any.
+        block: the register block its answers fill (``ProcessValues``), for answers of
+            ``n`` registers.
+    """
+
+    __slots__ = ("known", "inside", "cycle", "block", "n")
+
+    def __init__(self) -> None:
+        self.known: Any = None
+        self.inside: bool | None = None
+        self.cycle: Any = None
+        self.block: Any = None
+        self.n = 0
 
 
 class Window:
