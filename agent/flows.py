@@ -94,7 +94,7 @@ class Flow:
                  "client", "server", "client_mac", "server_mac", "vlan", "vlans", "ttl",
                  "server_ttl", "window", "first_ts", "last_ts", "packets", "midstream", "decoder",
                  "streams", "txs", "tries", "closed", "keys", "user", "det", "ring", "json_fields",
-                 "seen_ends", "tls")
+                 "seen_ends", "det_ends", "tls")
 
     def __init__(self, fid: int, transport: str, client_ip: bytes, client_port: int,
                  server_ip: bytes, server_port: int, ts: int) -> None:
@@ -133,6 +133,8 @@ class Flow:
         self.json_fields: str | None = None
         #: Bit 1: a frame from the client was seen; bit 2: from the server (link details).
         self.seen_ends = 0
+        #: ``seen_ends`` as the detection engine last saw it (-1: the engine never saw the flow).
+        self.det_ends = -1
         #: For ``modbus-tls`` flows: the reader of the server's certificate, until done.
         self.tls: object = None
 

@@ -14,7 +14,6 @@ Sans-I/O: no clock, no I/O; time comes with each hit.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +85,8 @@ class _Slot:
     """Mutable aggregation state of one open finding."""
 
     __slots__ = ("finding", "count", "last_ts", "severity", "summary", "involved", "assets",
-                 "evidence", "first_frames", "last_frames", "pcap", "emitted_ts", "dirty", "live")
+                 "evidence", "first_frames", "last_frames", "last_at", "pcap", "emitted_ts", "dirty",
+                 "live")
 
     def __init__(self, finding: Finding, hit: Hit) -> None:
         self.finding = finding
@@ -98,11 +98,31 @@ class _Slot:
         self.assets: tuple[AssetRef, ...] | None = None  # made from involved when emitted
         self.evidence = hit.evidence
         self.first_frames = list(hit.frames[:_FIRST_FRAMES])
-        self.last_frames: deque[int] = deque(hit.frames[_FIRST_FRAMES:], _LAST_FRAMES)
+        #: the latest frames after the first ones: up to _LAST_FRAMES, written in a circle
+        #: (the next goes at ``last_at`` once full)
+        self.last_frames: list[int] = []
+        self.last_at = 0
+        self.more_frames(hit.frames[_FIRST_FRAMES:])
         self.pcap = b""
         self.emitted_ts = hit.ts
         self.dirty = True
         self.live = True  # in Aggregator.open (False once closed)
+
+    def more_frames(self, frames: tuple[int, ...]) -> None:
+        """Frames of another occurrence, after the first ones: kept if among the latest."""
+        last = self.last_frames
+        for f in frames:
+            if len(last) < _LAST_FRAMES:
+                last.append(f)
+            else:
+                i = self.last_at
+                last[i] = f
+                self.last_at = i + 1 if i + 1 < _LAST_FRAMES else 0
+
+    def frames(self) -> tuple[int, ...]:
+        """The first frames, then the latest ones, oldest first."""
+        last, i = self.last_frames, self.last_at
+        return (*self.first_frames, *last[i:], *last[:i])
 
 
 class Aggregator:
@@ -221,7 +241,7 @@ class Aggregator:
             first.extend(frames[:room])
             frames = frames[room:]
         if frames:
-            slot.last_frames.extend(frames)
+            slot.more_frames(frames)
         rose = self._severity(slot, entry, severity)
         slot.dirty = True
         if rose:
@@ -255,7 +275,7 @@ class Aggregator:
             slot.assets = self.assets_of(*slot.involved)
         ev = slot.evidence
         flow, unit, fc, addresses, values, details = ev if isinstance(ev, tuple) else ev.raw()
-        frames = (*slot.first_frames, *slot.last_frames)
+        frames = slot.frames()
         evidence = Evidence.make(
             flow=_flow_ref(flow), unit=unit, function_code=fc,
             addresses=tuple(addresses)[:_MAX_VALUES], values=tuple(values)[:_MAX_VALUES],

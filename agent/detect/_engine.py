@@ -82,7 +82,6 @@ class Engine:
         self.pairs = self._table("pairs")
         self.pairs.marks = True
         self.hosts = self._table("hosts")
-        self._flows = self._table("flows")
         self.families = [family(self) for family in FAMILIES]
         self.start_ts: int | None = None
         self.last_ts = 0
@@ -151,7 +150,7 @@ class Engine:
             self.last_ts = ts
         if ts >= self._next_tick:
             self._on_tick(ts)
-        if flow is not None:
+        if flow is not None and flow.det_ends != flow.seen_ends:
             self._flow_seen(flow, ts)
         req, rsp, ev = self._req, self._rsp, self._ev
         for e in events:
@@ -166,15 +165,12 @@ class Engine:
             self._transactions(txs)
 
     def _flow_seen(self, flow: Flow, ts: int) -> None:
-        seen = self._flows.get(flow.id)
-        if seen is None:
-            self._flows.put_new(flow.id, flow.seen_ends)
+        """A flow new to the engine, or one an end of which sent its first frame."""
+        new = flow.det_ends < 0
+        flow.det_ends = flow.seen_ends
+        if new:
             for hook in self._new_flow:
                 hook(flow, ts)
-        elif seen == flow.seen_ends:
-            return
-        else:
-            self._flows[flow.id] = flow.seen_ends
         for hook in self._new_end:
             hook(flow, ts)
 

@@ -25,6 +25,8 @@ STATUSES: Final = ("ok", "exception", "unanswered", "malformed", "unmatched", "d
 STATUS_INDEX: Final = {s: i for i, s in enumerate(STATUSES)}
 _MAX_HINTS: Final = 8
 _LAT_STEPS: Final = 4  # histogram buckets per doubling of latency
+_LAT_BUCKETS: Final = _LAT_STEPS * 64 + _LAT_STEPS  # microseconds below 2**64
+_NO_MIN: Final = 1 << 62  # the minimum latency before the first one
 
 
 class Limits:
@@ -81,9 +83,11 @@ class Device:
         self.functions: dict[int, list[int]] = {}
         #: (fc, code) -> count
         self.exceptions: dict[tuple[int, int], int] = {}
-        self.lat_hist: dict[int, int] = {}
-        self.lat_min: int | None = None
-        self.lat_max: int | None = None
+        #: responses per latency bucket (see :meth:`latency`); min and max mean nothing
+        #: while ``lat_n`` is 0
+        self.lat_hist: list[int] = [0] * _LAT_BUCKETS
+        self.lat_min = _NO_MIN
+        self.lat_max = -1
         self.lat_sum = 0
         self.lat_n = 0
         #: FC43/14 object id -> value (text)
@@ -110,12 +114,12 @@ class Device:
         us = ns // 1_000
         n = us.bit_length()
         b = n * 4 + ((us << 2 >> (n - 1)) & 3) if n else 0
-        self.lat_hist[b] = self.lat_hist.get(b, 0) + 1
+        self.lat_hist[b] += 1
         self.lat_sum += ns
         self.lat_n += 1
-        if self.lat_min is None or ns < self.lat_min:
+        if ns < self.lat_min:
             self.lat_min = ns
-        if self.lat_max is None or ns > self.lat_max:
+        if ns > self.lat_max:
             self.lat_max = ns
 
     def table(self, name: str, limits: Limits) -> RegisterTable:
@@ -128,8 +132,10 @@ class Device:
         if not self.lat_n:
             return None
         want, seen = q * self.lat_n, 0
-        for b in sorted(self.lat_hist):
-            seen += self.lat_hist[b]
+        for b, count in enumerate(self.lat_hist):
+            if not count:
+                continue
+            seen += count
             if seen >= want:  # the bucket's middle, within what was really seen
                 n, frac = divmod(b, _LAT_STEPS)
                 mid = 1_000 * 2 ** (n - 1) * (1 + (frac + 0.5) / _LAT_STEPS) if n else 500
@@ -144,8 +150,9 @@ class Device:
         return {"unit": self.unit, "first_ts": self.first_ts, "last_ts": self.last_ts,
                 "functions": [[fc, c] for fc, c in self.functions.items()],
                 "exceptions": [[fc, code, n] for (fc, code), n in self.exceptions.items()],
-                "latency": [[[b, n] for b, n in self.lat_hist.items()], self.lat_min,
-                            self.lat_max, self.lat_sum, self.lat_n],
+                "latency": [[[b, n] for b, n in enumerate(self.lat_hist) if n],
+                            self.lat_min if self.lat_n else None,
+                            self.lat_max if self.lat_n else None, self.lat_sum, self.lat_n],
                 "device_id": [[k, v] for k, v in self.device_id.items()],
                 "conformity_level": self.conformity_level, "server_id": self.server_id,
                 "server_id_text": self.server_id_text, "run_indicator": self.run_indicator,
@@ -157,8 +164,12 @@ class Device:
         d.last_ts = s["last_ts"]
         d.functions = {fc: list(c) for fc, c in s["functions"]}
         d.exceptions = {(fc, code): n for fc, code, n in s["exceptions"]}
-        hist, d.lat_min, d.lat_max, d.lat_sum, d.lat_n = s["latency"]
-        d.lat_hist = {b: n for b, n in hist}
+        hist, lat_min, lat_max, d.lat_sum, d.lat_n = s["latency"]
+        d.lat_min = _NO_MIN if lat_min is None else lat_min
+        d.lat_max = -1 if lat_max is None else lat_max
+        for b, n in hist:
+            if 0 <= b < _LAT_BUCKETS:
+                d.lat_hist[b] = n
         d.device_id = {k: v for k, v in s["device_id"]}
         d.conformity_level, d.server_id = s["conformity_level"], s["server_id"]
         d.server_id_text, d.run_indicator = s["server_id_text"], s["run_indicator"]

@@ -50,6 +50,7 @@ from otsentry.agent.modbus._events import (
     _ReadRequest,
     _RegistersResponse,
 )
+from otsentry.agent.transactions import Transaction
 
 __all__ = ["Inventory"]
 
@@ -187,11 +188,12 @@ class Inventory:
             if last > server.last_ts:
                 server.last_ts = last
         for tx in txs:
-            req = tx.request
-            if (isinstance(req, _ReadRequest) and tx.status == "ok"
-                    and self._warm_read(ctx, tx, req)):
+            t: Transaction = tx
+            req = t.request
+            if (isinstance(req, _ReadRequest) and t.status == "ok"
+                    and self._warm_read(ctx, t, req)):
                 continue
-            self._transaction(ctx, tx)
+            self._transaction(ctx, t)
 
     def _tls(self, flow: Any, events: list) -> None:
         """Keep what a Modbus/TLS handshake showed of the server's certificate."""
@@ -307,7 +309,7 @@ class Inventory:
         c.request(ts)
         return c
 
-    def _warm_read(self, ctx: _FlowCtx, tx: Any, req: _ReadRequest) -> bool:
+    def _warm_read(self, ctx: _FlowCtx, tx: Transaction, req: _ReadRequest) -> bool:
         """An answered read through the flow's read cache: what :meth:`_transaction` does.
 
         False (nothing done) unless every reference is cached; then the general path
@@ -316,10 +318,9 @@ class Inventory:
         slot = ctx.reads.get(_read_key(req))
         if slot is None:
             return False
-        rng = slot.rng
+        rng, rclient, dev, counts, table = slot.rng, slot.rclient, slot.dev, slot.counts, slot.table
         rsp = tx.response
-        if rng is None or slot.rclient is None or slot.dev is None or slot.counts is None \
-                or slot.table is None:
+        if rng is None or rclient is None or dev is None or counts is None or table is None:
             self._transaction(ctx, tx)
             self._fill(ctx, slot, req, rsp)
             return True
@@ -330,13 +331,13 @@ class Inventory:
             values: Any = rsp.registers
             if len(values) != slot.quantity:
                 return False  # a short or long answer: its own range, general path
+            ts = rsp.ts
         elif isinstance(rsp, _BitsResponse):
             values = rsp.bits
+            ts = rsp.ts
         else:
             return False
-        ts = rsp.ts
-        dev = slot.dev
-        slot.counts[0] += 1
+        counts[0] += 1
         if ts > dev.last_ts:
             dev.last_ts = ts
         clients = dev.clients
@@ -352,15 +353,14 @@ class Inventory:
         rng.count += 1
         if ts > rng.last_ts:
             rng.last_ts = ts
-        c = slot.rclient
-        c[0] += 1
-        if ts > c[2]:
-            c[2] = ts
+        rclient[0] += 1
+        if ts > rclient[2]:
+            rclient[2] = ts
         if values != rng.last:
             if fc >= 3:
-                slot.table.changed_read(rng, req.address, values, ts)
+                table.changed_read(rng, req.address, values, ts)
             else:
-                slot.table.changed_bits(rng, req.address, req.quantity, values, ts)
+                table.changed_bits(rng, req.address, req.quantity, values, ts)
         return True
 
     def _fill(self, ctx: _FlowCtx, slot: _Read, req: _ReadRequest, rsp: Any) -> None:
