@@ -53,9 +53,12 @@ class _Range:
     none), and its last answer with its time.  ``judged`` is False when no register of
     the block has an envelope."""
 
-    __slots__ = ("judged", "low", "high", "step", "rate", "bounds", "last", "ts", "slot", "dead")
+    __slots__ = ("key", "judged", "low", "high", "step", "rate", "bounds", "last", "ts", "slot",
+                 "dead", "flow", "involved")
 
-    def __init__(self, bounds: list[tuple[int, int, int, float] | None]) -> None:
+    def __init__(self, key: tuple[str, int, str],
+                 bounds: list[tuple[int, int, int, float] | None]) -> None:
+        self.key = key  # (server, unit, table): the findings' aggregation key
         self.judged = any(b is not None for b in bounds)
         self.bounds = bounds
         self.low = [b[0] if b is not None else -_NONE for b in bounds]
@@ -66,6 +69,8 @@ class _Range:
         self.ts = 0
         self.slot: _Slot | None = None  # the open finding its hits last folded into
         self.dead = False  # evicted from ProcessValues.ranges
+        self.flow: Flow | None = None  # the flow of the latest hit, and whom it involved
+        self.involved: tuple[Flow, str, str] | None = None
 
 
 class ProcessValues(Family):
@@ -132,28 +137,8 @@ class ProcessValues(Family):
             return  # no register of this block has an envelope
         prev, prev_ts = r.last, r.ts
         r.last, r.ts = values, ts
-        low: list[int] = r.low
-        high: list[int] = r.high
-        step: list[int] = r.step
-        rate: list[float] = r.rate
-        out: list[int] | None = None  # offsets of the registers that left their envelope
-        for i in range(n):
-            v: int = values[i]
-            if v < low[i] or v > high[i]:
-                pass
-            elif prev is not None:
-                p: int = prev[i]
-                d = v - p if v >= p else p - v
-                if d <= step[i] or not _faster(d, ts - prev_ts, rate[i]):
-                    continue
-            else:
-                continue
-            if out is None:
-                out = [i]
-            else:
-                out.append(i)
-        if out is not None:
-            self._values(tx, r, (server, unit, table), first, values, prev, out)
+        if _first_outside(r, values, prev, ts - prev_ts) >= 0:
+            self._values(tx, r, first, values, prev, ts - prev_ts)
 
     def _range(self, block: tuple[str, int, str, int, int]) -> _Range:
         """The :class:`_Range` of a (server, unit, table, first address, count) block."""
@@ -161,13 +146,14 @@ class ProcessValues(Family):
         if got is None:
             server, unit, table, first, n = block
             env = self.envelopes.get((server, unit, table), {})
-            got = self.ranges.put_new(block, _Range([env.get(first + i) for i in range(n)]))
+            got = self.ranges.put_new(block, _Range((server, unit, table),
+                                                    [env.get(first + i) for i in range(n)]))
         return got
 
-    def _values(self, tx: Transaction, r: _Range, key: tuple[str, int, str], first: int,
-                values: tuple[int, ...], prev: tuple[int, ...] | None, out: list[int]) -> None:
-        """One hit per answer and register table: the registers of it that left their
-        envelope (``out``: their offsets in the block), out of range or jumped.
+    def _values(self, tx: Transaction, r: _Range, first: int, values: tuple[int, ...],
+                prev: tuple[int, ...] | None, dt: int) -> None:
+        """One hit per answer and register table: registers of it left their envelope,
+        out of range or jumped (which ones is worked out only if a revision shows them).
 
         When nothing about one hit can change its severity or drop it
         (:meth:`Engine.fixed_severity`), the hit goes straight to the aggregator, as
@@ -178,12 +164,16 @@ class ProcessValues(Family):
         rsp = cast(Message, tx.response)  # an answered read
         ts = rsp.ts
         fc = cast(Message, tx.request).fc
-        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r.bounds, out)
+        key = r.key
+        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
         sev = self.value_severity
         if sev is not None:
+            involved = r.involved
+            if involved is None or r.flow is not flow:
+                involved = r.involved = (flow, flow.client, flow.server)
+                r.flow = flow
             r.slot = self.engine.agg.record(r.slot, self.value_entry, key, ts, sev, hit,
-                                            (flow, flow.client, flow.server), hit, (rsp.frame,),
-                                            flow.ring, 1)
+                                            involved, hit, (rsp.frame,), flow.ring, 1)
             return
         ev = hit.raw()
         self.report(_VALUE, key, ts, flow, hit, unit=key[1], fc=fc, addresses=ev[3],
@@ -207,23 +197,31 @@ class ProcessValues(Family):
 
 
 class _OutOfEnvelope(LazyHit):
-    """Registers of one answer outside their envelope; sentence and evidence on demand."""
+    """Registers of one answer outside their envelope; which ones, the sentence and the
+    evidence are worked out on demand (from the answer, the previous one and the time
+    between them, against the block's envelopes)."""
 
-    __slots__ = ("flow", "key", "fc", "first", "values", "prev", "bounds", "out")
+    __slots__ = ("flow", "key", "fc", "first", "values", "prev", "r", "dt")
 
     def __init__(self, flow: Flow, key: tuple[str, int, str], fc: int, first: int,
-                 values: tuple[int, ...], prev: tuple[int, ...] | None, bounds: list,
-                 out: list[int]) -> None:
+                 values: tuple[int, ...], prev: tuple[int, ...] | None, r: _Range,
+                 dt: int) -> None:
         self.flow, self.key, self.fc, self.first = flow, key, fc, first
-        self.values, self.prev, self.bounds, self.out = values, prev, bounds, out
+        self.values, self.prev, self.r, self.dt = values, prev, r, dt
+
+    def out(self) -> list[int]:
+        """Offsets in the block of the registers that left their envelope."""
+        return _outside(self.r, self.values, self.prev, self.dt)
 
     def __call__(self) -> str:
         server, unit, table = self.key
-        values, prev, bounds, out, first = self.values, self.prev, self.bounds, self.out, self.first
+        values, prev, bounds, first = self.values, self.prev, self.r.bounds, self.first
+        out = self.out()
         name = table.replace("_", " ")[:-1]
         parts = []
         for i in out[:3]:
             v, b = values[i], bounds[i]
+            assert b is not None  # a register with no envelope is never outside
             if b[0] <= v <= b[1] and prev is not None:
                 parts.append(f"{first + i} jumped from {prev[i]} to {v}")
             else:
@@ -232,9 +230,41 @@ class _OutOfEnvelope(LazyHit):
         return f"{name} {'; '.join(parts)}{more} on {server} unit {unit} (learned range)."
 
     def raw(self) -> RawEvidence:
-        first, values = self.first, self.values
-        return (self.flow, self.key[1], self.fc, tuple([first + i for i in self.out]),
-                tuple([values[i] for i in self.out]), None)
+        first, values, out = self.first, self.values, self.out()
+        return (self.flow, self.key[1], self.fc, tuple([first + i for i in out]),
+                tuple([values[i] for i in out]), None)
+
+
+def _first_outside(r: _Range, values: tuple[int, ...], prev: tuple[int, ...] | None, dt: int,
+                   start: int = 0) -> int:
+    """The offset (from ``start`` on) of the first register of an answer outside its
+    envelope: out of range, or a jump since the previous answer ``prev``, ``dt`` ns
+    earlier.  -1 when none is."""
+    low: list[int] = r.low
+    high: list[int] = r.high
+    step: list[int] = r.step
+    rate: list[float] = r.rate
+    for i in range(start, len(values)):
+        v: int = values[i]
+        if v < low[i] or v > high[i]:
+            return i
+        if prev is not None:
+            p: int = prev[i]
+            d = v - p if v >= p else p - v
+            if d > step[i] and _faster(d, dt, rate[i]):
+                return i
+    return -1
+
+
+def _outside(r: _Range, values: tuple[int, ...], prev: tuple[int, ...] | None,
+             dt: int) -> list[int]:
+    """The offsets of every register of an answer outside its envelope."""
+    out: list[int] = []
+    i = _first_outside(r, values, prev, dt)
+    while i >= 0:
+        out.append(i)
+        i = _first_outside(r, values, prev, dt, i + 1)
+    return out
 
 
 def _faster(step: int, dt_ns: int, max_rate: float) -> bool:
