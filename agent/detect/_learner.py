@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from otsentry.agent.detect._baseline import Baseline, Cycle, Envelope, add_range
@@ -17,6 +16,8 @@ __all__ = ["Learner"]
 _READ_TABLES = {3: "holding_registers", 4: "input_registers"}
 _MIN_CYCLE_SAMPLES = 5
 _MAX_FLOWS = 4096
+_INTERVALS = 64  # latest intervals kept per cycle
+_LATENCIES = 256  # latest response times kept per (server, unit, function)
 _MAX_POLLS = 4096
 
 
@@ -44,11 +45,12 @@ class _Rate:
 class _Cycle:
     """One repeated request: when it was last sent, recent intervals, how often."""
 
-    __slots__ = ("last", "intervals", "count", "dead")
+    __slots__ = ("last", "intervals", "at", "count", "dead")
 
     def __init__(self) -> None:
         self.last = 0
-        self.intervals: deque[int] = deque(maxlen=64)
+        self.intervals: list[int] = []  # the latest _INTERVALS, in no order
+        self.at = 0  # where the next one goes once the list is full
         self.count = 0
         self.dead = False
 
@@ -56,10 +58,11 @@ class _Cycle:
 class _Latency:
     """Recent response times of one (server, unit, function)."""
 
-    __slots__ = ("samples", "dead")
+    __slots__ = ("samples", "at", "dead")
 
     def __init__(self) -> None:
-        self.samples: deque[int] = deque(maxlen=256)
+        self.samples: list[int] = []  # the latest _LATENCIES, in no order
+        self.at = 0
         self.dead = False
 
 
@@ -158,7 +161,7 @@ class Learner:
             self._pair(poll.pair, rng)
             c = poll.cycle
             if c.last:
-                c.intervals.append(ts - c.last)
+                c.at = _keep(c.intervals, c.at, ts - c.last, _INTERVALS)
             c.last = ts
             c.count += 1
         status = tx.status
@@ -169,7 +172,7 @@ class Learner:
                 lat = self._latency_of((server, unit, fc))
                 if poll is not None:
                     poll.latency = lat
-            lat.samples.append(latency)
+            lat.at = _keep(lat.samples, lat.at, latency, _LATENCIES)
         if status == "ok":
             rsp = tx.response
             if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):  # FC 3, 4
@@ -298,6 +301,16 @@ def _update(b: _Block, values: tuple[int, ...], ts: int) -> None:
                     rates[i] = rate
     b.count += 1
     b.last, b.ts = values, ts
+
+
+def _keep(values: list[int], at: int, value: int, size: int) -> int:
+    """Keep ``value`` among the latest ``size`` of ``values`` (written in a circle, ``at``
+    the place of the oldest once full); returns the next ``at``."""
+    if len(values) < size:
+        values.append(value)
+        return at
+    values[at] = value
+    return at + 1 if at + 1 < size else 0
 
 
 def _cycle(intervals: Any, count: int) -> Cycle:

@@ -140,13 +140,18 @@ class Window:
             for old in [i for i, t in items.items() if t < limit]:
                 del items[old]
             self.oldest = min(items.values(), default=ts)
-        if item not in items:
-            if len(items) >= self.cap:
-                del items[next(iter(items))]
-            elif not items:
-                self.oldest = ts
+        # One store whether the item is new or not (a repeat keeps its place); a new one
+        # may then push out the item seen first.
+        before = len(items)
         items[item] = ts
-        return len(items)
+        n = len(items)
+        if n > before:
+            if n > self.cap:
+                del items[next(iter(items))]
+                n -= 1
+            elif not before:
+                self.oldest = ts
+        return n
 
 
 class Bucket:
