@@ -130,6 +130,10 @@ class Inventory:
         #: asset_name() answers by IP, forgotten whenever an identity or an asset is added
         self._names: dict[str, str] = {}
         self._flows: dict[Any, _FlowCtx | None] = {}
+        # The read request whose cache slot was found last, and that slot: its answer
+        # usually comes next, and finds the slot with no second lookup.
+        self._slot_of: Any = None
+        self._slot: _Read | None = None
         #: state that did not fit the limits: {"assets": n, "cycles": n, "changes": n, ...}
         self.dropped: dict[str, int] = {}
         if self.state_dir is not None and (self.state_dir / STATE_FILE).exists():
@@ -273,6 +277,7 @@ class Inventory:
                 self._request(ctx, e)
                 return
             slot = ctx.reads[k] = _Read(e.quantity)
+        self._slot_of, self._slot = e, slot
         c = slot.cycle
         if c is not None:
             c.request(e.ts)
@@ -315,7 +320,7 @@ class Inventory:
         False (nothing done) unless every reference is cached; then the general path
         runs and fills them in.
         """
-        slot = ctx.reads.get(_read_key(req))
+        slot = self._slot if req is self._slot_of else ctx.reads.get(_read_key(req))
         if slot is None:
             return False
         rng, rclient, dev, counts, table = slot.rng, slot.rclient, slot.dev, slot.counts, slot.table
