@@ -54,7 +54,7 @@ class _Range:
     the block has an envelope."""
 
     __slots__ = ("key", "judged", "low", "high", "step", "rate", "bounds", "last", "ts", "slot",
-                 "dead", "flow", "involved")
+                 "hit", "dead", "flow", "involved")
 
     def __init__(self, key: tuple[str, int, str],
                  bounds: list[tuple[int, int, int, float] | None]) -> None:
@@ -68,6 +68,7 @@ class _Range:
         self.last: tuple[int, ...] | None = None
         self.ts = 0
         self.slot: _Slot | None = None  # the open finding its hits last folded into
+        self.hit: _OutOfEnvelope | None = None  # the latest hit (what that finding shows)
         self.dead = False  # evicted from ProcessValues.ranges
         self.flow: Flow | None = None  # the flow of the latest hit, and whom it involved
         self.involved: tuple[Flow, str, str] | None = None
@@ -165,16 +166,32 @@ class ProcessValues(Family):
         ts = rsp.ts
         fc = cast(Message, tx.request).fc
         key = r.key
-        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
         sev = self.value_severity
         if sev is not None:
             involved = r.involved
             if involved is None or r.flow is not flow:
                 involved = r.involved = (flow, flow.client, flow.server)
                 r.flow = flow
-            r.slot = self.engine.agg.record(r.slot, self.value_entry, key, ts, sev, hit,
-                                            involved, hit, (rsp.frame,), flow.ring, 1)
+            agg = self.engine.agg
+            slot, hit = r.slot, r.hit
+            current = slot is not None and slot.live and ts - slot.last_ts <= agg.window_ns
+            # The block's previous hit is shown by no finding but, perhaps, r.slot: it can
+            # become this one (no new object per answer) unless r.slot is a finding this hit
+            # does not fold into that still has to show it.
+            if hit is not None and (current or slot is None or slot.evidence is not hit
+                                    or not slot.live or not slot.dirty):
+                hit.again(flow, fc, values, prev, dt)
+            else:
+                hit = r.hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
+            if current:
+                assert slot is not None
+                agg.fold(slot, self.value_entry, ts, sev, hit, involved, hit, (rsp.frame,),
+                         flow.ring, 1)
+            else:
+                r.slot = agg.record(slot, self.value_entry, key, ts, sev, hit, involved, hit,
+                                    (rsp.frame,), flow.ring, 1)
             return
+        hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
         ev = hit.raw()
         self.report(_VALUE, key, ts, flow, hit, unit=key[1], fc=fc, addresses=ev[3],
                     values=ev[4], frames=(rsp.frame,))
@@ -208,6 +225,12 @@ class _OutOfEnvelope(LazyHit):
                  dt: int) -> None:
         self.flow, self.key, self.fc, self.first = flow, key, fc, first
         self.values, self.prev, self.r, self.dt = values, prev, r, dt
+
+    def again(self, flow: Flow, fc: int, values: tuple[int, ...], prev: tuple[int, ...] | None,
+              dt: int) -> None:
+        """Become the block's next hit (only while no finding shows this one but the
+        one it is folded into again)."""
+        self.flow, self.fc, self.values, self.prev, self.dt = flow, fc, values, prev, dt
 
     def out(self) -> list[int]:
         """Offsets in the block of the registers that left their envelope."""
