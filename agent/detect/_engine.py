@@ -87,8 +87,6 @@ class Engine:
         self.last_ts = 0
         self._next_tick = 0
         self._reported_evictions = 0
-        self._poll_of: Any = None  # the request the last Poll was found for, and that Poll
-        self._poll: Poll | None = None
         if self.mode == "protect":
             self.protect(baseline)
         else:
@@ -215,13 +213,14 @@ class Engine:
 
     def poll(self, flow: Flow, req: Message, first: int, last: int) -> Poll:
         """The :class:`Poll` of ``req``'s signature (unit, function, ``first``-``last``) for
-        ``flow``'s pair, made if new.  The last one found is remembered with its request:
-        the families that look at the request, and then at its transaction, share it."""
-        if req is self._poll_of:
-            got = self._poll
+        ``flow``'s pair, made if new.  The pair remembers the last one found with its
+        request: the families that look at the request, and then at its transaction, share
+        it with one lookup."""
+        pair = self.pair_of(flow)
+        if req is pair.last_request:
+            got = pair.last_poll
             if got is not None:
                 return got
-        pair = self.pair_of(flow)
         sigs = pair.signatures
         if sigs is None:
             sigs = pair.signatures = {}
@@ -231,7 +230,7 @@ class Engine:
             if len(sigs) >= _MAX_SIGNATURES:
                 sigs.clear()
             poll = sigs[k] = Poll()
-        self._poll_of, self._poll = req, poll
+        pair.last_request, pair.last_poll = req, poll
         return poll
 
     def inventory_change(self, change: Any) -> None:
@@ -265,8 +264,7 @@ class Engine:
         self.mode = "protect"
         self._bind()
         for pair in self.pairs.values():  # what the families made of the old one is void
-            pair.signatures = None
-        self._poll_of = self._poll = None
+            pair.signatures = pair.last_request = pair.last_poll = None
         for fam in self.families:
             hook = getattr(fam, "on_protect", None)
             if hook is not None:

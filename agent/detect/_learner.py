@@ -88,10 +88,11 @@ class _Poll:
     rather than one per table.  A reference whose table evicted it (``dead``) is looked up
     again; ``block`` is the block its answers fill (``n`` registers), once one came."""
 
-    __slots__ = ("pair", "cycle", "latency", "block", "n")
+    __slots__ = ("pair", "listed", "cycle", "latency", "block", "n")
 
     def __init__(self, pair: _Pair, cycle: _Cycle) -> None:
         self.pair = pair
+        self.listed = False  # the signature's range is in pair.seen (for good)
         self.cycle = cycle
         self.latency: _Latency | None = None
         self.block: _Block | None = None
@@ -158,7 +159,11 @@ class Learner:
             if got is None or got.pair.dead or got.cycle.dead:
                 got = self._poll(fl, k, flow, unit, fc, first, last)
             poll = got
-            self._pair(poll.pair, rng)
+            if poll.listed:
+                poll.pair.count += 1
+            else:
+                self._pair(poll.pair, rng)
+                poll.listed = rng in poll.pair.seen
             c = poll.cycle
             if c.last:
                 c.at = _keep(c.intervals, c.at, ts - c.last, _INTERVALS)

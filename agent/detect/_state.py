@@ -80,7 +80,7 @@ class PairState:
     """
 
     __slots__ = ("client", "server", "polls", "scans", "rates", "learned", "signatures",
-                 "dead")
+                 "last_request", "last_poll", "dead")
 
     def __init__(self, client: str, server: str) -> None:
         self.client, self.server = client, server
@@ -89,6 +89,9 @@ class PairState:
         self.rates: Any = None
         self.learned: Any = None
         self.signatures: dict[int, Poll] | None = None
+        # the request whose Poll was found last, and that Poll (its answer comes next)
+        self.last_request: Any = None
+        self.last_poll: Poll | None = None
         self.dead = False
 
 
