@@ -33,11 +33,13 @@ HEURISTIC_TRIES: Final = 3
 class FrameRing:
     """The last ``size`` raw frames of a flow, oldest first in :meth:`items`.
 
-    Parallel lists written in a circle: keeping a frame stores references, with no
-    tuple per frame and nothing to free when it is overwritten.
+    Parallel lists that frames are appended to; once they hold ``2 * size`` frames, the
+    older half is dropped in one go.  Keeping a frame stores references, with no tuple
+    per frame, and the frames that go are let go together (not one old frame, last
+    touched long ago, per new one).
     """
 
-    __slots__ = ("size", "ts", "linktypes", "data", "frames", "next")
+    __slots__ = ("size", "ts", "linktypes", "data", "frames")
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -45,31 +47,28 @@ class FrameRing:
         self.linktypes: list[int] = []
         self.data: list[bytes] = []
         self.frames: list[int] = []
-        self.next = 0  # where the next frame goes once the ring is full
 
     def add(self, ts: int, linktype: int, data: bytes, frame: int) -> None:
-        """Keep one frame (``frame``: its number), dropping the oldest when full."""
-        if len(self.data) < self.size:
-            self.ts.append(ts)
-            self.linktypes.append(linktype)
-            self.data.append(data)
-            self.frames.append(frame)
-            return
-        i = self.next
-        self.ts[i] = ts
-        self.linktypes[i] = linktype
-        self.data[i] = data
-        self.frames[i] = frame
-        self.next = i + 1 if i + 1 < self.size else 0
+        """Keep one frame (``frame``: its number); the oldest go when there are too many."""
+        self.ts.append(ts)
+        self.linktypes.append(linktype)
+        self.data.append(data)
+        self.frames.append(frame)
+        if len(self.data) >= 2 * self.size:
+            n = self.size
+            del self.ts[:n]
+            del self.linktypes[:n]
+            del self.data[:n]
+            del self.frames[:n]
 
     def __len__(self) -> int:
-        return len(self.data)
+        return min(len(self.data), self.size)
 
     def items(self) -> list[tuple[int, int, bytes, int]]:
         """The kept frames as ``(ts_ns, linktype, data, frame)``, oldest first."""
-        n, start = len(self.data), self.next
-        order = [(start + k) % n for k in range(n)] if n else []
-        return [(self.ts[i], self.linktypes[i], self.data[i], self.frames[i]) for i in order]
+        start = max(0, len(self.data) - self.size)
+        return list(zip(self.ts[start:], self.linktypes[start:], self.data[start:],
+                        self.frames[start:]))
 
 
 class Flow:
