@@ -190,11 +190,17 @@ class Engine:
                 hook(t)
             if learning is not None:
                 learning.transaction(t)
-            if st == "ok" and (t.first.fc or 0) <= 4:  # ok: a message, fc never None
-                pair.polls += 1
-            client = flow.client
-            if client not in hosts:
-                hosts.put_new(client, t.first.ts)  # first seen (capture time)
+            if st == "ok":
+                req = t.request
+                if (req.fc if isinstance(req, Message) else t.first.fc or 0) <= 4:
+                    pair.polls += 1
+            # The client's first-seen time: looked up again only when the table evicted
+            # keys since the pair last found it there.
+            if pair.hosts_at != hosts.evicted:
+                client = flow.client
+                if client not in hosts:
+                    hosts.put_new(client, t.first.ts)  # first seen (capture time)
+                pair.hosts_at = hosts.evicted
 
     def pair_of(self, flow: Flow) -> PairState:
         """The state of ``flow``'s (client, server) pair: the one cached on the flow

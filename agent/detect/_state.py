@@ -80,7 +80,7 @@ class PairState:
     """
 
     __slots__ = ("client", "server", "polls", "scans", "rates", "learned", "signatures",
-                 "last_request", "last_poll", "dead")
+                 "last_request", "last_poll", "hosts_at", "dead")
 
     def __init__(self, client: str, server: str) -> None:
         self.client, self.server = client, server
@@ -92,6 +92,9 @@ class PairState:
         # the request whose Poll was found last, and that Poll (its answer comes next)
         self.last_request: Any = None
         self.last_poll: Poll | None = None
+        #: the engine's ``hosts`` table had evicted this many keys when the client was last
+        #: found in it (-1: not yet looked for)
+        self.hosts_at = -1
         self.dead = False
 
 
