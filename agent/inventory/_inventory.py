@@ -85,9 +85,13 @@ class _FlowCtx:
     """Per-flow cache: the two assets, the flow's cycles by (unit, fc, address, quantity),
     and its read keys (see the module docstring)."""
 
-    __slots__ = ("client", "server", "client_id", "cycles", "reads")
+    __slots__ = ("owner", "generation", "client", "server", "client_id", "cycles", "reads")
 
-    def __init__(self, client: Asset, server: Asset) -> None:
+    def __init__(self, owner: Any, generation: int, client: Asset, server: Asset) -> None:
+        # the inventory it belongs to and its flow cache's generation: also hung on the
+        # flow (``Flow.user``), valid while both match
+        self.owner = owner
+        self.generation = generation
         self.client = client
         self.server = server
         self.client_id = client.id
@@ -130,6 +134,7 @@ class Inventory:
         #: asset_name() answers by IP, forgotten whenever an identity or an asset is added
         self._names: dict[str, str] = {}
         self._flows: dict[Any, _FlowCtx | None] = {}
+        self._generation = 0
         # The read request whose cache slot was found last, and that slot: its answer
         # usually comes next, and finds the slot with no second lookup.
         self._slot_of: Any = None
@@ -170,12 +175,17 @@ class Inventory:
         if flow.kind == "modbus-tls":
             self._tls(flow, events)
             return
-        got = self._flows.get(flow, False)
-        if got is False:
-            got = self._bind_first(flow, events, txs)
-        if not isinstance(got, _FlowCtx):
-            return  # no Modbus message yet, or an asset that did not fit the limits
-        ctx = got
+        hung = flow.user
+        if (isinstance(hung, _FlowCtx) and hung.owner is self
+                and hung.generation == self._generation):
+            ctx = hung
+        else:
+            got = self._flows.get(flow, False)
+            if got is False:
+                got = self._bind_first(flow, events, txs)
+            if not isinstance(got, _FlowCtx):
+                return  # no Modbus message yet, or an asset that did not fit the limits
+            ctx = flow.user = got
         last = 0
         for e in events:
             if isinstance(e, Message):  # KIND "message"
@@ -225,6 +235,7 @@ class Inventory:
             return None  # no Modbus message yet: gaps, violations, other protocols
         if len(self._flows) >= _MAX_FLOW_CACHE:
             self._flows.clear()
+            self._generation += 1  # what flows hold is void too
         ctx = self._flows[flow] = self._bind(flow, ts)
         return ctx
 
@@ -251,7 +262,7 @@ class Inventory:
             self._emit("new-client", ts, server, None,
                        {"client": client.ip, "client_mac": client.mac, "client_id": client.id})
         client.peer(client.servers, server.id, ts, limit)
-        return _FlowCtx(client, server)
+        return _FlowCtx(self, self._generation, client, server)
 
     def _asset(self, ip: str, mac: str | None, vlan: int | None, ts: int) -> Asset | None:
         aid = asset_id(ip, mac, vlan)
