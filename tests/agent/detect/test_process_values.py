@@ -93,3 +93,26 @@ def test_tables_beyond_the_new_findings_limit_are_counted_as_dropped() -> None:
     assert [(f.count, f.evidence.function_code) for f in found] == [(10, 3)]
     [limited] = [f for f in findings if f.kind == "detect.rate-limited"]
     assert KIND in limited.summary and limited.count == 10
+
+
+def test_two_blocks_of_one_table_fold_into_one_finding_showing_the_latest_answer() -> None:
+    """Blocks 10-11 and 20-21 are polled in turn; after learning, both read out of range.
+    One finding for the table counts every answer, and each revision shows the answer
+    that came last before it, whichever block it was."""
+    wire, conv = Wire(), Conversation(unit=1)
+    conn = wire.connect(T0, "10.0.0.10", "10.0.0.20")
+    for k in range(30):
+        for j, address in enumerate((10, 20)):
+            wire.exchange(conn, T0 + (k + 1) * S + j * S // 2,
+                          *conv.exchange(3, address=address, registers=(100 + k % 12, 50)))
+    for k in range(1, 151):
+        for j, address in enumerate((10, 20)):
+            wire.exchange(conn, T0 + LEARN + k * S + j * S // 2,
+                          *conv.exchange(3, address=address, registers=(105, 700 + 2 * k + j)))
+    eng, found = _values(wire)
+    [f] = found
+    assert f.count == 300
+    assert (f.evidence.addresses, f.evidence.values) == ((21,), (1001,))
+    revisions = [r for r in eng.findings.values() if r.kind == KIND]
+    assert revisions == [f] and f.revision >= 3
+    assert f.summary.startswith("holding register 21 reads 1001, outside ")
