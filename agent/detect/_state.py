@@ -126,26 +126,36 @@ class Window:
 
     ``add(ts, item)`` records an occurrence and returns how many distinct items
     were seen in the last ``span_ns``.  At most ``cap`` items are kept, so the
-    count saturates at ``cap``; when full, the item seen first goes (a repeat then
-    costs one lookup and one store, with no reordering).
+    count saturates at ``cap``; when full, the item seen first goes.  A repeat of the
+    latest item (a steady poll) only moves a time: its entry is brought up to date when
+    another item comes or before anything expires.
     """
 
-    __slots__ = ("span_ns", "cap", "items", "oldest")
+    __slots__ = ("span_ns", "cap", "items", "oldest", "last", "last_ts", "held")
 
     def __init__(self, span_ns: int, cap: int = 1024) -> None:
         self.span_ns = span_ns
         self.cap = cap
         self.items: dict[Any, int] = {}  # item -> time last seen, in order first seen
         self.oldest = 0
+        self.last: Any = _NOTHING  # the latest item added (in items), or nothing
+        self.last_ts = 0  # when it was last seen, while ``held``
+        self.held = False  # items[last] is older than last_ts
 
     def add(self, ts: int, item: Any) -> int:
         """Record ``item`` at ``ts``; return the number of distinct items in the window."""
         items = self.items
         if ts - self.oldest > self.span_ns and items:
+            self._settle()
             limit = ts - self.span_ns
             for old in [i for i, t in items.items() if t < limit]:
                 del items[old]
             self.oldest = min(items.values(), default=ts)
+            self.last = _NOTHING  # it may have expired
+        elif item == self.last:
+            self.last_ts, self.held = ts, True
+            return len(items)
+        self._settle()
         # One store whether the item is new or not (a repeat keeps its place); a new one
         # may then push out the item seen first.
         before = len(items)
@@ -157,7 +167,16 @@ class Window:
                 n -= 1
             elif not before:
                 self.oldest = ts
+        self.last = item
         return n
+
+    def _settle(self) -> None:
+        if self.held:
+            self.items[self.last] = self.last_ts
+            self.held = False
+
+
+_NOTHING: Any = object()
 
 
 class Bucket:
