@@ -17,7 +17,7 @@ from otsentry.agent.detect._state import Poll
 from otsentry.agent.detect._writes import WRITES, read_range
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus import spec
-from otsentry.agent.modbus._events import Message
+from otsentry.agent.modbus._events import Message, _ReadRequest
 from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
@@ -208,7 +208,7 @@ class Learned(Family):
             self._new_write(tx, rng)
         latency = tx.latency_ns
         if latency is not None and tx.status == "ok" and known.learned_latency is not None:
-            self._latency(known, known.learned_latency, tx, latency, (flow.server, req.unit, fc))
+            self._latency(known, known.learned_latency, tx, latency, flow.server, req.unit, fc)
 
     def _signature(self, flow: Flow, req: Message, first: int, last: int) -> Poll:
         """The request's :class:`Poll`, with what the baseline says of it filled in."""
@@ -264,10 +264,17 @@ class Learned(Family):
                     unit=req.unit, fc=req.fc, addresses=rng or (), frames=(req.frame,))
 
     def request(self, msg: Message, flow: Flow) -> None:
-        rng = read_range(msg)
-        if rng is None or self.b is None:
+        if self.b is None:
             return
-        cyc = self._signature(flow, msg, rng[0], rng[1]).cycle
+        if isinstance(msg, _ReadRequest):  # function codes 1-4, as read_range has it
+            first: int = msg.address
+            last = first + max(msg.quantity, 1) - 1
+        else:
+            rng = read_range(msg)
+            if rng is None:
+                return
+            first, last = rng
+        cyc = self._signature(flow, msg, first, last).cycle
         if cyc is not None:
             self._cycle(cyc, msg.ts, msg, flow)
 
@@ -285,16 +292,17 @@ class Learned(Family):
                         addresses=(key[4],), frames=(msg.frame,))
 
     def _latency(self, known: _Known, learned: tuple[int, int, int], tx: Any, latency: int,
-                 key: tuple[str, int, int]) -> None:
+                 server: str, unit: int, fc: int) -> None:
         st = known.latency
         if st is None or st.dead:  # shared by the server's clients: one table entry
-            st = known.latency = self._shared_latency(key)
+            st = known.latency = self._shared_latency((server, unit, fc))
         st.average = latency if not st.n else 0.9 * st.average + 0.1 * latency
         st.n += 1
         p95 = learned[1]
         if st.n >= self.lat_samples and st.average > max(p95 * self.lat_factor,
                                                          p95 + self.lat_min):
             st.n = 0
+            key = (server, unit, fc)
             self.report("baseline.latency-drift", key, tx.response.ts, tx.flow,
                         f"{key[0]} unit {key[1]} answers in {st.average / 1e6:.1f} ms on "
                         f"average, against {p95 / 1e6:.1f} ms while learning.", unit=key[1],
