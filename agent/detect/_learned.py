@@ -196,14 +196,26 @@ class Learned(Family):
             return
         flow: Flow = tx.flow
         fc = req.fc
-        rng = read_range(req)
-        if rng is None:
-            known = self._known(flow, req.unit, fc)
-            novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, None, None)
-        else:
-            poll = self._signature(flow, req, rng[0], rng[1])
+        rng: tuple[int, int] | None = None
+        if isinstance(req, _ReadRequest):  # most requests: a learned read needs no tuple
+            first: int = req.address
+            last = first + max(req.quantity, 1) - 1
+            poll = self._signature(flow, req, first, last)
             known = poll.known
-            novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, rng, poll)
+            # reads are no writes: rng stays None below
+            novel = (bool(known.novel) or not poll.inside) and self._novel(
+                known, tx, flow.client, flow.server, req.unit, fc, (first, last), poll)
+        else:
+            rng = read_range(req)
+            if rng is None:
+                known = self._known(flow, req.unit, fc)
+                novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, None,
+                                    None)
+            else:
+                poll = self._signature(flow, req, rng[0], rng[1])
+                known = poll.known
+                novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, rng,
+                                    poll)
         if novel and fc in WRITES:
             self._new_write(tx, rng)
         latency = tx.latency_ns

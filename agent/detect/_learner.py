@@ -147,13 +147,19 @@ class Learner:
         n = rate.second.hit(ts)
         if n > rate.peak:
             rate.peak = n
-        rng = read_range(req)
         server, unit, fc = flow.server, req.unit, req.fc
         poll: _Poll | None = None
-        if rng is None:
+        first = last = -1
+        if isinstance(req, _ReadRequest):  # function codes 1-4, as read_range has it
+            first = req.address
+            last = first + max(req.quantity, 1) - 1
+        else:
+            rng = read_range(req)
+            if rng is not None:
+                first, last = rng
+        if first < 0:
             self._pair(self._pair_of((flow.client, server, unit, fc)), None)
         else:
-            first, last = rng
             k = ((unit << 8 | fc) << 17 | first) << 17 | last
             got = fl.polls.get(k)
             if got is None or got.pair.dead or got.cycle.dead:
@@ -162,6 +168,7 @@ class Learner:
             if poll.listed:
                 poll.pair.count += 1
             else:
+                rng = (first, last)
                 self._pair(poll.pair, rng)
                 poll.listed = rng in poll.pair.seen
             c = poll.cycle
