@@ -155,10 +155,14 @@ class Aggregator:
             return slot
         return None
 
+    def takes(self, slot: _Slot | None, ts: int) -> bool:
+        """Whether a hit at ``ts`` folds into ``slot`` (a finding a detector kept)."""
+        return slot is not None and slot.live and ts - slot.last_ts <= self.window_ns
+
     def still_open(self, slot: _Slot | None, kind: str, key: tuple, ts: int) -> _Slot | None:
         """:meth:`current`, checking first a slot the detector kept from an earlier hit
         (the common case: the same finding again, with no lookup)."""
-        if slot is not None and slot.live and ts - slot.last_ts <= self.window_ns:
+        if slot is not None and self.takes(slot, ts):
             return slot
         return self.current(kind, key, ts)
 

@@ -25,7 +25,7 @@ from otsentry.agent.detect._config import DetectConfig
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._learner import Learner
 from otsentry.agent.detect._registry import FAMILIES, catalogue
-from otsentry.agent.detect._state import BoundedMap, PairState, Poll
+from otsentry.agent.detect._state import BoundedMap, PairState, Poll, signature
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message
 from otsentry.agent.transactions import Transaction
@@ -230,12 +230,12 @@ class Engine:
         sigs = pair.signatures
         if sigs is None:
             sigs = pair.signatures = {}
-        k = ((req.unit << 8 | req.fc) << 17 | first) << 17 | last
+        k = signature(req.unit, req.fc, first, last)
         poll = sigs.get(k)
         if poll is None:
             if len(sigs) >= _MAX_SIGNATURES:
                 sigs.clear()
-            poll = sigs[k] = Poll()
+            poll = sigs[k] = Poll(first, last)
         pair.last_request, pair.last_poll = req, poll
         return poll
 

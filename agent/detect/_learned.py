@@ -14,7 +14,7 @@ from otsentry.agent.detect._baseline import Baseline, covered
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
 from otsentry.agent.detect._state import Poll
-from otsentry.agent.detect._writes import WRITES, read_range
+from otsentry.agent.detect._writes import WRITES, read_last, read_range
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus import spec
 from otsentry.agent.modbus._events import Message, _ReadRequest
@@ -196,27 +196,14 @@ class Learned(Family):
             return
         flow: Flow = tx.flow
         fc = req.fc
-        rng: tuple[int, int] | None = None
-        if isinstance(req, _ReadRequest):  # most requests: a learned read needs no tuple
-            first: int = req.address
-            last = first + max(req.quantity, 1) - 1
-            poll = self._signature(flow, req, first, last)
-            known = poll.known
-            # reads are no writes: rng stays None below
-            novel = (bool(known.novel) or not poll.inside) and self._novel(
-                known, tx, flow.client, flow.server, req.unit, fc, (first, last), poll)
+        rng: tuple[int, int] | None = None  # a write's range (a read needs no tuple)
+        if isinstance(req, _ReadRequest):  # most requests
+            poll: Poll | None = self._signature(flow, req, req.address, read_last(req))
         else:
             rng = read_range(req)
-            if rng is None:
-                known = self._known(flow, req.unit, fc)
-                novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, None,
-                                    None)
-            else:
-                poll = self._signature(flow, req, rng[0], rng[1])
-                known = poll.known
-                novel = self._novel(known, tx, flow.client, flow.server, req.unit, fc, rng,
-                                    poll)
-        if novel and fc in WRITES:
+            poll = None if rng is None else self._signature(flow, req, rng[0], rng[1])
+        known = poll.known if poll is not None else self._known(flow, req.unit, fc)
+        if self._novel(known, tx, flow.client, flow.server, req.unit, fc, poll) and fc in WRITES:
             self._new_write(tx, rng)
         latency = tx.latency_ns
         if latency is not None and tx.status == "ok" and known.learned_latency is not None:
@@ -232,8 +219,9 @@ class Learned(Family):
         return poll
 
     def _novel(self, known: _Known, tx: Any, client: str, server: str, unit: int, fc: int,
-               rng: tuple[int, int] | None, poll: Poll | None) -> bool:
-        """Report what the baseline does not know; True unless the request was learned."""
+               poll: Poll | None) -> bool:
+        """Report what the baseline does not know; True unless the request was learned.
+        ``poll`` is the request's signature, None when it has no address range."""
         write = fc in WRITES
         novel = known.novel
         if novel:
@@ -248,19 +236,19 @@ class Learned(Family):
                           f"{client} uses {spec.function_name(fc)} on {server} unit {unit} for "
                           "the first time.")
             return True
-        if rng is None or poll is None:
+        if poll is None:
             return False
         inside = poll.inside
         if inside is None:
             ranges = known.ranges
             assert ranges is not None
-            inside = poll.inside = covered(ranges, rng[0], rng[1])
+            inside = poll.inside = covered(ranges, poll.first, poll.last)
         if inside:
             return False
         if not write:
             self._new(tx, "baseline.new-range", (client, server, unit, fc),
-                      f"{client} reads {rng[0]}-{rng[1]} on {server} unit {unit}, outside what "
-                      "it read while learning.", rng)
+                      f"{client} reads {poll.first}-{poll.last} on {server} unit {unit}, "
+                      "outside what it read while learning.", (poll.first, poll.last))
         return True
 
     def _new(self, tx: Any, kind: str, key: tuple, summary: str,
@@ -278,9 +266,8 @@ class Learned(Family):
     def request(self, msg: Message, flow: Flow) -> None:
         if self.b is None:
             return
-        if isinstance(msg, _ReadRequest):  # function codes 1-4, as read_range has it
-            first: int = msg.address
-            last = first + max(msg.quantity, 1) - 1
+        if isinstance(msg, _ReadRequest):  # function codes 1-4, with no tuple
+            first, last = msg.address, read_last(msg)
         else:
             rng = read_range(msg)
             if rng is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from otsentry.agent.detect._baseline import Baseline, Cycle, Envelope, add_range
-from otsentry.agent.detect._state import BoundedMap, Bucket
-from otsentry.agent.detect._writes import read_range, write_points
+from otsentry.agent.detect._state import BoundedMap, Bucket, signature
+from otsentry.agent.detect._writes import read_last, read_range, write_points
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message, _ReadRequest, _RegistersResponse
 from otsentry.agent.transactions import Transaction
@@ -125,9 +125,10 @@ class Learner:
         self.first_ns = 0
         self.last_ns = 0
         self.transactions = 0
-        # Per flow, references into the tables above (a cache: cleared when it holds
-        # _MAX_FLOWS flows, or a flow _MAX_POLLS signatures; looked up again then).
-        self._flows: dict[Flow, _Flow] = {}
+        # Per flow id, references into the tables above (a cache: cleared when it holds
+        # _MAX_FLOWS flows, or a flow _MAX_POLLS signatures; looked up again then).  By id,
+        # so that it keeps no closed flow (and its frame ring) alive.
+        self._flows: dict[int, _Flow] = {}
 
     def transaction(self, tx: Transaction) -> None:
         """Learn from one transaction (requests with a decodable message only)."""
@@ -140,7 +141,7 @@ class Learner:
         if ts > self.last_ns:
             self.last_ns = ts
         self.transactions += 1
-        fl = self._flows.get(flow)
+        fl = self._flows.get(flow.id)
         if fl is None or fl.rate.dead:
             fl = self._flow(flow)
         rate = fl.rate
@@ -151,8 +152,7 @@ class Learner:
         poll: _Poll | None = None
         first = last = -1
         if isinstance(req, _ReadRequest):  # function codes 1-4, as read_range has it
-            first = req.address
-            last = first + max(req.quantity, 1) - 1
+            first, last = req.address, read_last(req)
         else:
             rng = read_range(req)
             if rng is not None:
@@ -160,7 +160,7 @@ class Learner:
         if first < 0:
             self._pair(self._pair_of((flow.client, server, unit, fc)), None)
         else:
-            k = ((unit << 8 | fc) << 17 | first) << 17 | last
+            k = signature(unit, fc, first, last)
             got = fl.polls.get(k)
             if got is None or got.pair.dead or got.cycle.dead:
                 got = self._poll(fl, k, flow, unit, fc, first, last)
@@ -210,7 +210,7 @@ class Learner:
         fl = _Flow(got if got is not None else self.rates.put_new(pair, _Rate()))
         if len(self._flows) >= _MAX_FLOWS:
             self._flows.clear()
-        self._flows[flow] = fl
+        self._flows[flow.id] = fl
         return fl
 
     def _poll(self, fl: _Flow, k: int, flow: Flow, unit: int, fc: int, first: int,

@@ -17,7 +17,7 @@ from typing import Any, Final, cast
 from otsentry.agent.detect._aggregate import LazyHit, RawEvidence, _Slot
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
-from otsentry.agent.detect._writes import write_points
+from otsentry.agent.detect._writes import read_last, write_points
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message, _ReadRequest, _RegistersResponse
 from otsentry.agent.transactions import Transaction
@@ -128,7 +128,7 @@ class ProcessValues(Family):
         n = len(values)
         flow: Flow = tx.flow
         server, unit, first = flow.server, req.unit, req.address
-        poll = self.engine.poll(flow, req, first, first + max(req.quantity, 1) - 1)
+        poll = self.engine.poll(flow, req, first, read_last(req))
         got = poll.block
         if got is None or got.dead or poll.n != n:
             got = poll.block = self._range((server, unit, table, first, n))
@@ -174,22 +174,16 @@ class ProcessValues(Family):
                 r.flow = flow
             agg = self.engine.agg
             slot, hit = r.slot, r.hit
-            current = slot is not None and slot.live and ts - slot.last_ts <= agg.window_ns
             # The block's previous hit is shown by no finding but, perhaps, r.slot: it can
             # become this one (no new object per answer) unless r.slot is a finding this hit
             # does not fold into that still has to show it.
-            if hit is not None and (current or slot is None or slot.evidence is not hit
-                                    or not slot.live or not slot.dirty):
+            if hit is not None and (slot is None or slot.evidence is not hit or not slot.dirty
+                                    or not slot.live or agg.takes(slot, ts)):
                 hit.again(flow, fc, values, prev, dt)
             else:
                 hit = r.hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
-            if current:
-                assert slot is not None
-                agg.fold(slot, self.value_entry, ts, sev, hit, involved, hit, (rsp.frame,),
-                         flow.ring, 1)
-            else:
-                r.slot = agg.record(slot, self.value_entry, key, ts, sev, hit, involved, hit,
-                                    (rsp.frame,), flow.ring, 1)
+            r.slot = agg.record(slot, self.value_entry, key, ts, sev, hit, involved, hit,
+                                (rsp.frame,), flow.ring, 1)
             return
         hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
         ev = hit.raw()

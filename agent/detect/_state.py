@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BoundedMap", "PairState", "Poll", "Window", "Bucket"]
+__all__ = ["BoundedMap", "PairState", "Poll", "Window", "Bucket", "signature"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -98,12 +98,18 @@ class PairState:
         self.dead = False
 
 
+def signature(unit: int, fc: int, first: int, last: int) -> int:
+    """A request signature (unit, function code, first and last address) as one int."""
+    return ((unit << 8 | fc) << 17 | first) << 17 | last
+
+
 class Poll:
     """What protection keeps per request signature (unit, function code, address range) of
     a pair: a poll repeats the same request, so its transactions find, with one lookup,
     what the families worked out for the signature the first time.
 
     Attributes:
+        first, last: the signature's address range.
         known: what the baseline says about the pair, unit and function (``Learned``).
         inside: whether a learned range holds the signature's (None: not checked yet).
         cycle: the learned polling cycle it belongs to, if any.
@@ -111,9 +117,10 @@ class Poll:
             ``n`` registers.
     """
 
-    __slots__ = ("known", "inside", "cycle", "block", "n")
+    __slots__ = ("first", "last", "known", "inside", "cycle", "block", "n")
 
-    def __init__(self) -> None:
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
         self.known: Any = None
         self.inside: bool | None = None
         self.cycle: Any = None

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from otsentry.agent.modbus._events import _ReadRequest
 
-__all__ = ["WRITES", "write_points", "read_range"]
+__all__ = ["WRITES", "write_points", "read_range", "read_last"]
 
 Points = tuple[str, int, tuple[int, ...]]
 
@@ -56,11 +56,17 @@ def write_points(msg: Any) -> Points | None:
     return f(msg)
 
 
+def read_last(msg: _ReadRequest) -> int:
+    """The last address a read request (function codes 1-4) reads: with its first,
+    ``msg.address``, the range :func:`read_range` gives, with no tuple made."""
+    first: int = msg.address
+    return first + max(msg.quantity, 1) - 1
+
+
 def read_range(msg: Any) -> tuple[int, int] | None:
     """(first, last) address a request reads or writes, None when it has no address range."""
     if isinstance(msg, _ReadRequest):  # function codes 1-4: most requests, read natively
-        first: int = msg.address
-        return first, first + max(msg.quantity, 1) - 1
+        return msg.address, read_last(msg)
     addr = getattr(msg, "address", None)
     if addr is None:
         addr = getattr(msg, "write_address", None)
