@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from otsentry.agent.detect._aggregate import Aggregator
 from otsentry.agent.detect._config import DetectConfig
-from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._family import Family, decoded
 from otsentry.agent.detect._learner import Learner
 from otsentry.agent.detect._registry import FAMILIES, catalogue
 from otsentry.agent.detect._state import BoundedMap, PairState, Poll, signature
@@ -101,6 +101,7 @@ class Engine:
         """Build the dispatch tables for the current mode."""
         self._req: dict[int, list] = {}
         self._rsp: dict[int, list] = {}
+        self._sides: dict[type, dict[int, list]] = {}  # message class -> _req or _rsp
         self._ev: dict[str, list] = {}
         self._status: dict[str, list] = {}
         self._every: list = []
@@ -150,10 +151,16 @@ class Engine:
             self._on_tick(ts)
         if flow is not None and flow.det_ends != flow.seen_ends:
             self._flow_seen(flow, ts)
-        req, rsp, ev = self._req, self._rsp, self._ev
+        req, rsp, ev, sides = self._req, self._rsp, self._ev, self._sides
         for e in events:
             if isinstance(e, Message):  # KIND "message"
-                hooks = (req if e.is_request else rsp).get(e.fc)
+                m: Message = e  # one cast: the fields below are read natively
+                # whether a message is a request is fixed by its class: looked up by class,
+                # not read as a class attribute per message
+                side = sides.get(type(m))
+                if side is None:
+                    side = sides[type(m)] = req if m.is_request else rsp
+                hooks = side.get(m.fc)
             else:
                 hooks = ev.get(e.KIND)
             if hooks:
@@ -179,21 +186,22 @@ class Engine:
             t: Transaction = tx
             flow: Flow = t.flow
             pair = self.pair_of(flow)
+            # The request and response as decoded messages (None when missing or malformed),
+            # cast once here: the families read their fields natively.
+            req, rsp = decoded(t.request), decoded(t.response)
             st = t.status
             hooks = status.get(st)
             if hooks:
                 for hook in hooks:
                     hook(t)
             for fam in every_tx:
-                fam.tx(t)
+                fam.tx(t, req, rsp)
             for hook in every:
                 hook(t)
             if learning is not None:
-                learning.transaction(t)
-            if st == "ok":
-                req = t.request
-                if (req.fc if isinstance(req, Message) else t.first.fc or 0) <= 4:
-                    pair.polls += 1
+                learning.decoded(t, req, rsp)
+            if st == "ok" and (req.fc if req is not None else t.first.fc or 0) <= 4:
+                pair.polls += 1
             # The client's first-seen time: looked up again only when the table evicted
             # keys since the pair last found it there.
             if pair.hosts_at != hosts.evicted:

@@ -11,7 +11,8 @@ never adds a branch to the hot path:
   -> method name, called with ``(event, flow)``;
 - ``STATUSES``: transaction status -> method name, called with ``(tx)``;
 - ``EVERY_TX``: method name called with ``(tx)`` for every transaction; ``"tx"`` (the
-  :meth:`Family.tx` override) is called natively, with no lookup or argument parsing;
+  :meth:`Family.tx` override) is called natively, with no lookup or argument parsing, and
+  is also handed the transaction's request and response as decoded messages;
 - ``NEW_FLOW``: method name called with ``(flow, ts)`` the first time a flow is seen;
 - ``NEW_END``: method name called with ``(flow, ts)`` whenever a frame from a further end of
   the flow has been seen (``flow.seen_ends`` grew), so that end's own link details are known;
@@ -30,12 +31,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from otsentry.agent.detect._entry import Entry
 from otsentry.agent.detect._state import BoundedMap
+from otsentry.agent.modbus._events import Malformed
 
 if TYPE_CHECKING:
     from otsentry.agent.detect._engine import Engine
+    from otsentry.agent.modbus._events import Message
     from otsentry.agent.transactions import Transaction
 
-__all__ = ["Family", "ALL_MODES"]
+__all__ = ["Family", "ALL_MODES", "decoded", "first_of"]
 
 ALL_MODES = frozenset({"plain", "learning", "protect"})
 
@@ -62,8 +65,13 @@ class Family:
             e.id: {**{k: v.default for k, v in e.knobs.items()}, **engine.config.knobs.get(e.id, {})}
             for e in self.ENTRIES}
 
-    def tx(self, tx: Transaction) -> None:
-        """Every transaction, when ``EVERY_TX`` is ``"tx"`` (overridden by such families)."""
+    def tx(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
+        """Every transaction, when ``EVERY_TX`` is ``"tx"`` (overridden by such families).
+
+        ``req`` and ``rsp`` are ``tx.request`` and ``tx.response`` when they are decoded
+        messages, None when missing or malformed (the engine narrows them once, so each
+        family reads their fields natively).
+        """
 
     def requests(self) -> dict[int, str]:
         """``REQUESTS`` as the engine binds it (a family may switch its hooks off)."""
@@ -78,3 +86,20 @@ class Family:
         m: BoundedMap = BoundedMap(self.engine.config.max_keys, f"{type(self).__name__}.{name}")
         self.engine.tables.append(m)
         return m
+
+
+def decoded(msg: Message | Malformed | None) -> Message | None:
+    """``msg`` when it is a decoded message, None when it is missing or malformed.
+
+    Narrowed once per transaction (a malformed ADU is told by its exact class, and the
+    cast to :class:`Message` is checked once), so what reads the fields reads them natively.
+    """
+    return None if msg is None or isinstance(msg, Malformed) else msg
+
+
+def first_of(tx: Transaction, req: Message | None, rsp: Message | None) -> Message | None:
+    """``tx.first`` when it is a decoded message (``req`` and ``rsp`` as :meth:`Family.tx`
+    has them), None when it is a malformed one."""
+    if req is not None:
+        return req
+    return rsp if tx.request is None else None

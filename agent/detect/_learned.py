@@ -190,15 +190,15 @@ class Learned(Family):
         return _Known(novel, ranges, self.cycles_of.get((client, server, unit, fc), _NO_CYCLES),
                       b.latency.get((server, unit, fc)))
 
-    def tx(self, tx: Transaction) -> None:
-        req = tx.request
-        if not isinstance(req, Message) or self.b is None:
+    def tx(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
+        if req is None or self.b is None:
             return
         flow: Flow = tx.flow
         fc = req.fc
         rng: tuple[int, int] | None = None  # a write's range (a read needs no tuple)
         if isinstance(req, _ReadRequest):  # most requests
-            poll: Poll | None = self._signature(flow, req, req.address, read_last(req))
+            rd = req  # cast once
+            poll: Poll | None = self._signature(flow, rd, rd.address, read_last(rd))
         else:
             rng = read_range(req)
             poll = None if rng is None else self._signature(flow, req, rng[0], rng[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from otsentry.agent.detect._baseline import Baseline, Cycle, Envelope, add_range
+from otsentry.agent.detect._family import decoded
 from otsentry.agent.detect._state import BoundedMap, Bucket, signature
 from otsentry.agent.detect._writes import read_last, read_range, write_points
 from otsentry.agent.flows import Flow
@@ -132,8 +133,11 @@ class Learner:
 
     def transaction(self, tx: Transaction) -> None:
         """Learn from one transaction (requests with a decodable message only)."""
-        req = tx.request
-        if not isinstance(req, Message):
+        self.decoded(tx, decoded(tx.request), decoded(tx.response))
+
+    def decoded(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
+        """:meth:`transaction`, given its request and response as :func:`decoded` has them."""
+        if req is None:
             return
         flow: Flow = tx.flow
         ts = req.ts
@@ -151,8 +155,9 @@ class Learner:
         server, unit, fc = flow.server, req.unit, req.fc
         poll: _Poll | None = None
         first = last = -1
-        if isinstance(req, _ReadRequest):  # function codes 1-4, as read_range has it
-            first, last = req.address, read_last(req)
+        rd = req if isinstance(req, _ReadRequest) else None  # function codes 1-4: cast once
+        if rd is not None:  # as read_range has it
+            first, last = rd.address, read_last(rd)
         else:
             rng = read_range(req)
             if rng is not None:
@@ -186,8 +191,7 @@ class Learner:
                     poll.latency = lat
             lat.at = _keep(lat.samples, lat.at, latency, _LATENCIES)
         if status == "ok":
-            rsp = tx.response
-            if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):  # FC 3, 4
+            if rd is not None and isinstance(rsp, _RegistersResponse):  # FC 3, 4
                 regs = rsp.registers
                 values = regs if len(regs) <= 125 else regs[:125]
                 if poll is not None and values:
@@ -195,11 +199,11 @@ class Learner:
                     if b is not None and not b.dead and poll.n == len(values):
                         _update(b, values, ts)
                     else:
-                        poll.block = self._block((server, unit, _READ_TABLES[fc], req.address),
+                        poll.block = self._block((server, unit, _READ_TABLES[fc], rd.address),
                                                  values, ts)
                         poll.n = len(values)
                 else:
-                    self._block((server, unit, _READ_TABLES[fc], req.address), values, ts)
+                    self._block((server, unit, _READ_TABLES[fc], rd.address), values, ts)
             points = write_points(req)
             if points is not None and points[0] == "holding_registers":
                 self._block((server, unit, points[0], points[1]), points[2][:125], ts)

@@ -12,7 +12,7 @@ default: process values drift.  Registers learned from fewer than
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from otsentry.agent.detect._aggregate import LazyHit, RawEvidence, _Slot
 from otsentry.agent.detect._entry import Entry, Knob
@@ -109,22 +109,21 @@ class ProcessValues(Family):
         # change (twice the peak): a poll delayed by jitter sees a larger step, not a faster one.
         return e.min - pad, e.max + pad, e.max_step + pad, 2.0 * e.max_rate
 
-    def tx(self, tx: Transaction) -> None:
-        req = tx.request
-        if tx.status != "ok" or not isinstance(req, Message):
+    def tx(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
+        if req is None or tx.status != "ok":
             return
         fc = req.fc
         if fc == 3 or fc == 4:  # reads only: no write to judge
-            rsp = tx.response
             if isinstance(req, _ReadRequest) and isinstance(rsp, _RegistersResponse):
-                self._reads(tx, req, _READS[fc], rsp.registers, rsp.ts)
+                self._reads(tx, req, _READS[fc], rsp)
             return
         points = write_points(req)
         if points is not None and points[0] == "holding_registers":
             self._writes(tx, points[1], points[2])
 
-    def _reads(self, tx: Transaction, req: _ReadRequest, table: str, values: tuple[int, ...],
-               ts: int) -> None:
+    def _reads(self, tx: Transaction, req: _ReadRequest, table: str,
+               rsp: _RegistersResponse) -> None:
+        values, ts = rsp.registers, rsp.ts
         n = len(values)
         flow: Flow = tx.flow
         server, unit, first = flow.server, req.unit, req.address
@@ -139,7 +138,7 @@ class ProcessValues(Family):
         prev, prev_ts = r.last, r.ts
         r.last, r.ts = values, ts
         if _first_outside(r, values, prev, ts - prev_ts) >= 0:
-            self._values(tx, r, first, values, prev, ts - prev_ts)
+            self._values(tx, req, rsp, r, first, values, prev, ts - prev_ts)
 
     def _range(self, block: tuple[str, int, str, int, int]) -> _Range:
         """The :class:`_Range` of a (server, unit, table, first address, count) block."""
@@ -151,8 +150,9 @@ class ProcessValues(Family):
                                                     [env.get(first + i) for i in range(n)]))
         return got
 
-    def _values(self, tx: Transaction, r: _Range, first: int, values: tuple[int, ...],
-                prev: tuple[int, ...] | None, dt: int) -> None:
+    def _values(self, tx: Transaction, req: _ReadRequest, rsp: _RegistersResponse, r: _Range,
+                first: int, values: tuple[int, ...], prev: tuple[int, ...] | None,
+                dt: int) -> None:
         """One hit per answer and register table: registers of it left their envelope,
         out of range or jumped (which ones is worked out only if a revision shows them).
 
@@ -162,9 +162,8 @@ class ProcessValues(Family):
         table's open finding (``r.slot`` remembers it, so there is no lookup), with the
         sentence and evidence made only if a revision shows them."""
         flow: Flow = tx.flow
-        rsp = cast(Message, tx.response)  # an answered read
         ts = rsp.ts
-        fc = cast(Message, tx.request).fc
+        fc = req.fc
         key = r.key
         sev = self.value_severity
         if sev is not None:

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family
+from otsentry.agent.modbus._events import Message
 from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
@@ -91,15 +92,15 @@ class Protocol(Family):
                     details={"kind": e.kind, "detail": e.detail or ""},
                     severity=NET_SEVERITY.get(e.kind))
 
-    def tx(self, tx: Transaction) -> None:
+    def tx(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
         if tx.violations:
             for v in tx.violations:
                 self._spec(tx, v)
-        req, rsp = tx.request, tx.response  # per transaction: no tuple of the two
-        if req is not None and req.violations and req.KIND == "message":
+        # a malformed ADU has no violations of its own (its reason is the finding)
+        if req is not None and req.violations:
             for v in req.violations:
                 self._spec(tx, v)
-        if rsp is not None and rsp.violations and rsp.KIND == "message":
+        if rsp is not None and rsp.violations:
             for v in rsp.violations:
                 self._spec(tx, v)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final, cast
 
 from otsentry.agent.detect._entry import Entry, Knob
-from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._family import Family, first_of
 from otsentry.agent.detect._state import Bucket, PairState
 from otsentry.agent.detect._writes import write_points
 from otsentry.agent.flows import Flow
@@ -85,7 +85,7 @@ class Rates(Family):
             if pair.rates is not None:
                 pair.rates.spike = self.spike.get((pair.client, pair.server), 0)
 
-    def tx(self, tx: Transaction) -> None:
+    def tx(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
         flow: Flow = tx.flow
         pair = cast(PairState, flow.det)  # set by the engine before the hooks run
         got = pair.rates
@@ -93,16 +93,16 @@ class Rates(Family):
             got = pair.rates = _Pair(self.exc_span,
                                      self.spike.get((flow.client, flow.server), 0))
         st: _Pair = got
-        req = tx.request
-        ts = tx.first.ts
+        first = first_of(tx, req, rsp)
+        ts = first.ts if first is not None else tx.first.ts
         status = tx.status
-        if req is not None:
+        if tx.request is not None:  # a malformed request counts towards a flood too
             n = st.second.hit(ts)
             if n == self.flood:
                 self._flood(tx, n, "rate.flood")
             elif n == st.spike:
                 self._flood(tx, n, "rate.spike")
-            if isinstance(req, Message):
+            if req is not None:
                 fc = req.fc
                 if fc == 5 or fc == 6 or fc == 15 or fc == 16 or fc == 23:
                     self._write(tx)

@@ -16,10 +16,10 @@ from collections import deque
 from typing import Any, Final, cast
 
 from otsentry.agent.detect._entry import Entry, Knob
-from otsentry.agent.detect._family import Family
+from otsentry.agent.detect._family import Family, first_of
 from otsentry.agent.detect._state import Bucket, PairState, Window
 from otsentry.agent.flows import Flow
-from otsentry.agent.modbus._events import _ReadRequest
+from otsentry.agent.modbus._events import Message, _ReadRequest
 from otsentry.agent.transactions import Transaction
 from otsentry.common.finding import Severity
 
@@ -97,25 +97,33 @@ class Scans(Family):
         self.contacts = self.table("new-contacts")
         self.probes = self.table("probed-hosts")
 
-    def tx(self, tx: Transaction) -> None:
+    def tx(self, tx: Transaction, req: Message | None, rsp: Message | None) -> None:
         flow: Flow = tx.flow
+        first = first_of(tx, req, rsp)
+        unit: int | None  # None: a malformed message whose header said too little
+        fc: int | None
+        if first is not None:
+            ts, unit, fc = first.ts, first.unit, first.fc
+        else:  # a malformed request, paired by its header
+            m = tx.first
+            ts, unit, fc = m.ts, m.unit, m.fc
         pair = cast(PairState, flow.det)  # set by the engine before the hooks run
         got = pair.scans
-        st: _Pair = got if got is not None else self._new_pair(pair, flow, tx.first.ts)
+        st: _Pair = got if got is not None else self._new_pair(pair, flow, ts)
         st.txs += 1
-        m = tx.first
-        ts, rep = m.ts, st.reported
+        rep = st.reported
         # crossed() only when a count reaches its threshold or one was reported before
-        n = st.units.add(ts, m.unit)
+        n = st.units.add(ts, unit)
         if (n >= self.th_units or rep) and crossed(rep, "units", n, self.th_units):
             self._unit_sweep(tx, st)
-        n = st.fcs.add(ts, m.fc)
+        n = st.fcs.add(ts, fc)
         if (n >= self.th_fcs or rep) and crossed(rep, "fcs", n, self.th_fcs):
             self._fc_sweep(tx, st, "tried")
         if tx.status == "exception":
             self._exception(tx, st, ts)
-        elif isinstance(m, _ReadRequest) and tx.request is not None:  # function codes 1-4
-            n = st.blocks.add(ts, m.fc << 16 | m.address)  # (function, start) as one int
+        elif isinstance(req, _ReadRequest):  # function codes 1-4
+            rd = req  # cast once
+            n = st.blocks.add(ts, rd.fc << 16 | rd.address)  # (function, start) as one int
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from otsentry.agent.flows import Flow
 from otsentry.agent.inventory._assets import (
@@ -59,6 +59,10 @@ _MAX_FLOW_CACHE: Final = 65_536
 #: Read keys cached per flow (a scanner's sweep takes the general path beyond this).
 _MAX_READ_KEYS: Final = 1_024
 _TABLE_OF_READ: Final = ("", "coils", "discrete_inputs", "holding_registers", "input_registers")
+#: what a message class is, for the inventory
+_RESPONSE: Final = 0
+_READ_REQUEST: Final = 1
+_REQUEST: Final = 2
 
 
 def _read_key(req: _ReadRequest) -> int:
@@ -135,6 +139,7 @@ class Inventory:
         self._names: dict[str, str] = {}
         self._flows: dict[Any, _FlowCtx | None] = {}
         self._generation = 0
+        self._kinds: dict[type, int] = {}  # message class -> _READ_REQUEST, _REQUEST, _RESPONSE
         # The read request whose cache slot was found last, and that slot: its answer
         # usually comes next, and finds the slot with no second lookup.
         self._slot_of: Any = None
@@ -187,14 +192,22 @@ class Inventory:
                 return  # no Modbus message yet, or an asset that did not fit the limits
             ctx = flow.user = got
         last = 0
+        kinds = self._kinds
         for e in events:
             if isinstance(e, Message):  # KIND "message"
-                if e.is_request:
-                    if isinstance(e, _ReadRequest):
-                        self._read_request(ctx, e)
-                    else:
-                        self._request(ctx, e)
-                last = e.ts
+                m: Message = e  # one cast: its fields are read natively
+                # what a message is (a read request, another request, a response) is fixed
+                # by its class: looked up by class, not worked out per message
+                kind = kinds.get(type(m))
+                if kind is None:
+                    kind = kinds[type(m)] = (
+                        (_READ_REQUEST if isinstance(m, _ReadRequest) else _REQUEST)
+                        if m.is_request else _RESPONSE)
+                if kind == _READ_REQUEST:
+                    self._read_request(ctx, cast(_ReadRequest, m))
+                elif kind == _REQUEST:
+                    self._request(ctx, m)
+                last = m.ts
         if last:
             client, server = ctx.client, ctx.server
             if last > client.last_ts:

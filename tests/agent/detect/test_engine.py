@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 from scapy.utils import rdpcap
 
@@ -167,3 +168,24 @@ def test_a_held_back_revision_is_emitted_by_the_tick_once_its_interval_is_over()
     assert 60 * S <= second[2] - first[2] <= 62 * S
     last_hit = T0 + 50 * S // 10
     assert not eng.agg.open and eng.agg.due > last_hit + 300 * S
+
+
+def test_malformed_requests_paired_by_their_header_still_count() -> None:
+    """Requests too short to decode, answered with exceptions, are transactions whose
+    request is malformed: the families that count every transaction count them (eight
+    function codes tried is a sweep) and the malformed frames are findings of their own."""
+    def adu(tid: int, fc: int, pdu_rest: bytes) -> bytes:
+        pdu = bytes([fc]) + pdu_rest
+        return struct.pack(">HHHB", tid, 0, 1 + len(pdu), 1) + pdu
+
+    wire = Wire()
+    conn = wire.connect(T0, "10.0.0.66", "10.0.0.20")
+    fcs = (1, 2, 3, 4, 5, 6, 15, 16)
+    for k, fc in enumerate(fcs):
+        wire.exchange(conn, T0 + (k + 1) * S // 10, adu(k + 1, fc, b"\x00"),
+                      adu(k + 1, fc | 0x80, b"\x01"))
+    _eng, findings = detect_frames(wire.sorted_frames())
+    [sweep] = [f for f in findings if f.kind == "scan.function-codes"]
+    assert sweep.evidence.values == fcs
+    malformed = [f for f in findings if f.kind == "modbus.malformed"]
+    assert malformed and malformed[-1].count == len(fcs)
