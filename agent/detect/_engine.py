@@ -27,7 +27,7 @@ from otsentry.agent.detect._learner import Learner
 from otsentry.agent.detect._registry import FAMILIES, catalogue
 from otsentry.agent.detect._state import BoundedMap, PairState, Poll, signature
 from otsentry.agent.flows import Flow
-from otsentry.agent.modbus._events import Message
+from otsentry.agent.modbus._events import ExceptionResponse, Message, RawRequest, RawResponse
 from otsentry.agent.transactions import Transaction
 from otsentry.common.errors import ConfigError
 from otsentry.common.finding import AssetRef, Finding, Severity
@@ -39,6 +39,9 @@ _POLLS_FOR_MASTER = 3
 _MAX_SIGNATURES = 4096  # request signatures kept per pair (all dropped, then made again)
 #: Without a baseline, a host counts as new for this long after its first transaction.
 _NEW_HOST_NS = 60_000_000_000
+#: Message classes whose function code is each message's own, not the class's.
+_OWN_FC = (ExceptionResponse, RawRequest, RawResponse)
+_NO_HOOKS: list = []
 
 
 class Engine:
@@ -101,7 +104,7 @@ class Engine:
         """Build the dispatch tables for the current mode."""
         self._req: dict[int, list] = {}
         self._rsp: dict[int, list] = {}
-        self._sides: dict[type, dict[int, list]] = {}  # message class -> _req or _rsp
+        self._by_class: dict[type, list] = {}  # event class -> its hooks (see _hooks)
         self._ev: dict[str, list] = {}
         self._status: dict[str, list] = {}
         self._every: list = []
@@ -151,23 +154,30 @@ class Engine:
             self._on_tick(ts)
         if flow is not None and flow.det_ends != flow.seen_ends:
             self._flow_seen(flow, ts)
-        req, rsp, ev, sides = self._req, self._rsp, self._ev, self._sides
+        by_class = self._by_class
         for e in events:
-            if isinstance(e, Message):  # KIND "message"
-                m: Message = e  # one cast: the fields below are read natively
-                # whether a message is a request is fixed by its class: looked up by class,
-                # not read as a class attribute per message
-                side = sides.get(type(m))
-                if side is None:
-                    side = sides[type(m)] = req if m.is_request else rsp
-                hooks = side.get(m.fc)
-            else:
-                hooks = ev.get(e.KIND)
+            # The hooks of an event are those of its class (one lookup, with no type check)
+            # unless its function code is its own (exceptions, unknown codes).
+            hooks = by_class.get(type(e))
+            if hooks is None:
+                hooks = self._hooks(e)
             if hooks:
                 for hook in hooks:
                     hook(e, flow)
         if txs:
             self._transactions(txs)
+
+    def _hooks(self, e: Any) -> list:
+        """The hooks of event ``e`` (by kind, for a message by direction and function code),
+        remembered for its class when every event of the class has the same."""
+        if isinstance(e, Message):  # KIND "message"
+            hooks = (self._req if e.is_request else self._rsp).get(e.fc, _NO_HOOKS)
+            if isinstance(e, _OWN_FC):
+                return hooks
+        else:
+            hooks = self._ev.get(e.KIND, _NO_HOOKS)
+        self._by_class[type(e)] = hooks
+        return hooks
 
     def _flow_seen(self, flow: Flow, ts: int) -> None:
         """A flow new to the engine, or one an end of which sent its first frame."""

@@ -59,10 +59,19 @@ _MAX_FLOW_CACHE: Final = 65_536
 #: Read keys cached per flow (a scanner's sweep takes the general path beyond this).
 _MAX_READ_KEYS: Final = 1_024
 _TABLE_OF_READ: Final = ("", "coils", "discrete_inputs", "holding_registers", "input_registers")
-#: what a message class is, for the inventory
-_RESPONSE: Final = 0
-_READ_REQUEST: Final = 1
-_REQUEST: Final = 2
+#: what an event class is, for the inventory (see _kind)
+_NOT_MESSAGE: Final = 0
+_RESPONSE: Final = 1
+_READ_REQUEST: Final = 2
+_REQUEST: Final = 3
+
+
+def _kind(e: Any) -> int:
+    if not isinstance(e, Message):  # KIND "message"
+        return _NOT_MESSAGE
+    if not e.is_request:
+        return _RESPONSE
+    return _READ_REQUEST if isinstance(e, _ReadRequest) else _REQUEST
 
 
 def _read_key(req: _ReadRequest) -> int:
@@ -139,7 +148,7 @@ class Inventory:
         self._names: dict[str, str] = {}
         self._flows: dict[Any, _FlowCtx | None] = {}
         self._generation = 0
-        self._kinds: dict[type, int] = {}  # message class -> _READ_REQUEST, _REQUEST, _RESPONSE
+        self._kinds: dict[type, int] = {}  # event class -> what it is (see _kind)
         # The read request whose cache slot was found last, and that slot: its answer
         # usually comes next, and finds the slot with no second lookup.
         self._slot_of: Any = None
@@ -191,23 +200,22 @@ class Inventory:
             if not isinstance(got, _FlowCtx):
                 return  # no Modbus message yet, or an asset that did not fit the limits
             ctx = flow.user = got
-        last = 0
         kinds = self._kinds
+        latest: Any = None  # the last message
         for e in events:
-            if isinstance(e, Message):  # KIND "message"
-                m: Message = e  # one cast: its fields are read natively
-                # what a message is (a read request, another request, a response) is fixed
-                # by its class: looked up by class, not worked out per message
-                kind = kinds.get(type(m))
-                if kind is None:
-                    kind = kinds[type(m)] = (
-                        (_READ_REQUEST if isinstance(m, _ReadRequest) else _REQUEST)
-                        if m.is_request else _RESPONSE)
-                if kind == _READ_REQUEST:
-                    self._read_request(ctx, cast(_ReadRequest, m))
-                elif kind == _REQUEST:
-                    self._request(ctx, m)
-                last = m.ts
+            # What an event is (a read request, another request, a response, not a message)
+            # is fixed by its class: looked up by class, with no type check per event.
+            kind = kinds.get(type(e))
+            if kind is None:
+                kind = kinds[type(e)] = _kind(e)
+            if kind == _READ_REQUEST:
+                self._read_request(ctx, cast(_ReadRequest, e))
+            elif kind == _REQUEST:
+                self._request(ctx, e)
+            elif kind != _RESPONSE:
+                continue
+            latest = e
+        last = cast(Message, latest).ts if latest is not None else 0
         if last:
             client, server = ctx.client, ctx.server
             if last > client.last_ts:
