@@ -85,6 +85,7 @@ class Engine:
         self.pairs = self._table("pairs")
         self.pairs.marks = True
         self.hosts = self._table("hosts")
+        self._hosts_evicted = 0  # hosts.evicted, as of the last key added
         self.families = [family(self) for family in FAMILIES]
         self.start_ts: int | None = None
         self.last_ts = 0
@@ -108,7 +109,10 @@ class Engine:
         self._ev: dict[str, list] = {}
         self._status: dict[str, list] = {}
         self._every: list = []
-        self._every_tx: list[Family] = []  # families whose EVERY_TX is "tx": native calls
+        # The families whose EVERY_TX is "tx", called natively: chained through
+        # Family.next_tx (a typed attribute, read with no type check as a list's item has).
+        self._first_tx: Family | None = None
+        last_tx: Family | None = None
         self._new_flow: list = []
         self._new_end: list = []
         self._tick: list = []
@@ -127,7 +131,12 @@ class Engine:
             for kind, method in fam.CHANGES.items():
                 self._changes.setdefault(kind, []).append(getattr(fam, method))
             if fam.EVERY_TX == "tx":
-                self._every_tx.append(fam)
+                fam.next_tx = None
+                if last_tx is None:
+                    self._first_tx = fam
+                else:
+                    last_tx.next_tx = fam
+                last_tx = fam
             elif fam.EVERY_TX:
                 self._every.append(getattr(fam, fam.EVERY_TX))
             for hooks, name in ((self._new_flow, fam.NEW_FLOW),
@@ -191,7 +200,9 @@ class Engine:
 
     def _transactions(self, txs: list) -> None:
         status, every, hosts = self._status, self._every, self.hosts
-        every_tx, learning = self._every_tx, self._learning
+        first_tx, learning = self._first_tx, self._learning
+        # Keys are added to the hosts table only below, so its evictions are read only then.
+        hosts_evicted = self._hosts_evicted
         for tx in txs:
             t: Transaction = tx
             flow: Flow = t.flow
@@ -204,8 +215,10 @@ class Engine:
             if hooks:
                 for hook in hooks:
                     hook(t)
-            for fam in every_tx:
+            fam = first_tx
+            while fam is not None:
                 fam.tx(t, req, rsp)
+                fam = fam.next_tx
             for hook in every:
                 hook(t)
             if learning is not None:
@@ -214,11 +227,12 @@ class Engine:
                 pair.polls += 1
             # The client's first-seen time: looked up again only when the table evicted
             # keys since the pair last found it there.
-            if pair.hosts_at != hosts.evicted:
+            if pair.hosts_at != hosts_evicted:
                 client = flow.client
                 if client not in hosts:
                     hosts.put_new(client, t.first.ts)  # first seen (capture time)
-                pair.hosts_at = hosts.evicted
+                    hosts_evicted = self._hosts_evicted = hosts.evicted
+                pair.hosts_at = hosts_evicted
 
     def pair_of(self, flow: Flow) -> PairState:
         """The state of ``flow``'s (client, server) pair: the one cached on the flow

@@ -60,6 +60,8 @@ class Family:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: the next family the engine calls :meth:`tx` of (set by the engine's dispatch)
+        self.next_tx: Family | None = None
         self.report = engine.report
         self._knobs: dict[str, dict[str, Any]] = {
             e.id: {**{k: v.default for k, v in e.knobs.items()}, **engine.config.knobs.get(e.id, {})}
