@@ -86,7 +86,7 @@ class _Slot:
 
     __slots__ = ("finding", "count", "last_ts", "severity", "summary", "involved", "assets",
                  "evidence", "first_frames", "last_frames", "last_at", "pcap", "emitted_ts", "dirty",
-                 "live")
+                 "live", "escalate_at")
 
     def __init__(self, finding: Finding, hit: Hit) -> None:
         self.finding = finding
@@ -107,6 +107,7 @@ class _Slot:
         self.emitted_ts = hit.ts
         self.dirty = True
         self.live = True  # in Aggregator.open (False once closed)
+        self.escalate_at = hit.entry.escalate_at or 0  # its detector's (0: never)
 
     def more_frames(self, frames: tuple[int, ...]) -> None:
         """Frames of another occurrence, after the first ones: kept if among the latest."""
@@ -159,13 +160,6 @@ class Aggregator:
         """Whether a hit at ``ts`` folds into ``slot`` (a finding a detector kept)."""
         return slot is not None and slot.live and ts - slot.last_ts <= self.window_ns
 
-    def still_open(self, slot: _Slot | None, kind: str, key: tuple, ts: int) -> _Slot | None:
-        """:meth:`current`, checking first a slot the detector kept from an earlier hit
-        (the common case: the same finding again, with no lookup)."""
-        if slot is not None and self.takes(slot, ts):
-            return slot
-        return self.current(kind, key, ts)
-
     def record(self, kept: _Slot | None, entry: Entry, key: tuple, ts: int, severity: Severity,
                summary: Any, assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
                ring: FrameRing | None, add: int) -> _Slot | None:
@@ -173,10 +167,14 @@ class Aggregator:
         its open finding (``kept``, one the detector remembers, is checked first), else
         admitted and opened.  Returns the open finding it went into, None when the rate
         limit dropped it (counted in :attr:`dropped`)."""
+        if kept is not None and self.takes(kept, ts):
+            # the common case of a busy detector: one more occurrence of the finding it kept
+            self.fold(kept, ts, severity, summary, assets, evidence, frames, ring, add)
+            return kept
         kind = entry.id
-        slot = self.still_open(kept, kind, key, ts)
-        if slot is not None:  # the common case of a busy detector: one more occurrence
-            self.fold(slot, entry, ts, severity, summary, assets, evidence, frames, ring, add)
+        slot = self.current(kind, key, ts)
+        if slot is not None:
+            self.fold(slot, ts, severity, summary, assets, evidence, frames, ring, add)
             return slot
         if not self.admit(kind, key, ts, add):
             return None
@@ -205,7 +203,7 @@ class Aggregator:
         k = (hit.entry.id, hit.key)
         slot = self.open.get(k)
         if slot is not None and hit.ts - slot.last_ts <= self.window_ns:
-            self.fold(slot, hit.entry, hit.ts, hit.severity, hit.summary, hit.assets,
+            self.fold(slot, hit.ts, hit.severity, hit.summary, hit.assets,
                       hit.evidence, hit.frames, hit.ring, hit.add)
             return
         if slot is not None:
@@ -230,7 +228,7 @@ class Aggregator:
         if hit.ts + self.window_ns < self.due:
             self.due = hit.ts + self.window_ns
 
-    def fold(self, slot: _Slot, entry: Entry, ts: int, severity: Severity, summary: Any,
+    def fold(self, slot: _Slot, ts: int, severity: Severity, summary: Any,
              assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
              ring: FrameRing | None, add: int) -> None:
         """One more occurrence of the open finding ``slot`` (see :meth:`current`)."""
@@ -246,7 +244,7 @@ class Aggregator:
             frames = frames[room:]
         if frames:
             slot.more_frames(frames)
-        rose = self._severity(slot, entry, severity)
+        rose = self._severity(slot, severity)
         slot.dirty = True
         if rose:
             self._pcap(slot, ring)
@@ -255,9 +253,9 @@ class Aggregator:
         elif slot.emitted_ts + self.interval_ns < self.due:
             self.due = slot.emitted_ts + self.interval_ns
 
-    def _severity(self, slot: _Slot, entry: Entry, severity: Severity) -> bool:
+    def _severity(self, slot: _Slot, severity: Severity) -> bool:
         sev = slot.severity if slot.severity >= severity else severity
-        esc = entry.escalate_at
+        esc = slot.escalate_at
         if esc and slot.count >= esc:
             sev = max(sev, Severity(min(severity + 1, Severity.CRITICAL)))
         if sev > slot.severity:

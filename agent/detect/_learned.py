@@ -202,7 +202,7 @@ class Learned(Family):
         else:
             rng = read_range(req)
             poll = None if rng is None else self._signature(flow, req, rng[0], rng[1])
-        known = poll.known if poll is not None else self._known(flow, req.unit, fc)
+        known: _Known = poll.known if poll is not None else self._known(flow, req.unit, fc)
         if self._novel(known, tx, flow.client, flow.server, req.unit, fc, poll) and fc in WRITES:
             self._new_write(tx, rng)
         latency = tx.latency_ns

@@ -128,7 +128,7 @@ class ProcessValues(Family):
         flow: Flow = tx.flow
         server, unit, first = flow.server, req.unit, req.address
         poll = self.engine.poll(flow, req, first, read_last(req))
-        got = poll.block
+        got: _Range | None = poll.block
         if got is None or got.dead or poll.n != n:
             got = poll.block = self._range((server, unit, table, first, n))
             poll.n = n
