@@ -139,13 +139,14 @@ class Evidence:
     def __post_init__(self) -> None:
         if len(self.pcap) > MAX_PCAP_SLICE:
             raise ValueError(f"pcap slice of {len(self.pcap)} bytes exceeds {MAX_PCAP_SLICE}")
-        if list(self.details) != sorted(dict(self.details).items()):
+        if self.details and list(self.details) != sorted(dict(self.details).items()):
             raise ValueError("details must be unique keys in sorted order; use Evidence.make")
 
     @classmethod
     def make(cls, *, details: dict[str, str] | None = None, **kwargs: object) -> Evidence:
         """Build evidence, taking ``details`` as a plain dict (sorted here)."""
-        return cls(details=tuple(sorted((details or {}).items())), **kwargs)  # type: ignore[arg-type]
+        return cls(details=tuple(sorted(details.items())) if details else (),
+                   **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +219,18 @@ class Finding:
         """
         if add < 0:
             raise ValueError("add must be >= 0")
+        if not changes.keys() <= _REVISABLE:
+            bad = ", ".join(sorted(changes.keys() - _REVISABLE))
+            raise TypeError(f"revise() cannot change {bad}")
         last = max(self.last_seen_ns, last_seen_ns)
-        return dataclasses.replace(
-            self, revision=self.revision + 1, count=self.count + add, last_seen_ns=last,
-            times=Times(capture_ns=last, agent_ns=agent_ns), **changes,  # type: ignore[arg-type]
+        # Built field by field, not with dataclasses.replace: agents revise findings often.
+        get = changes.get
+        return Finding(
+            get("id", self.id), self.revision + 1, get("kind", self.kind),  # type: ignore[arg-type]
+            get("severity", self.severity), get("techniques", self.techniques),  # type: ignore[arg-type]
+            get("first_seen_ns", self.first_seen_ns), last, self.count + add,  # type: ignore[arg-type]
+            get("assets", self.assets), get("summary", self.summary),  # type: ignore[arg-type]
+            get("evidence", self.evidence), Times(last, agent_ns),  # type: ignore[arg-type]
         )
 
     def _content_key(self) -> tuple[int, str]:
@@ -233,6 +242,11 @@ class Finding:
             times=Times(self.times.capture_ns, self.times.agent_ns),
         )
         return (self.revision, repr(body))
+
+
+#: The fields :meth:`Finding.revise` may be given (it works out the others itself).
+_REVISABLE = frozenset(f.name for f in dataclasses.fields(Finding)) - {
+    "revision", "count", "last_seen_ns", "times"}
 
 
 def merge_forward(old: Finding, new: Finding) -> Finding:

@@ -30,6 +30,7 @@ _FIRST_FRAMES = 8
 _LAST_FRAMES = 24
 _MAX_VALUES = 64
 _NEVER = 1 << 62  # later than any capture time
+_MAX_REFS = 4096  # flow references kept for reuse (all dropped, then made again)
 
 
 #: The raw evidence of one occurrence: (flow, unit, function code, addresses, values,
@@ -144,6 +145,7 @@ class Aggregator:
         self.new_per_kind: dict[str, Bucket] = {}
         self.dropped: dict[str, int] = {}
         self.out: list[Finding] = []
+        self.flow_refs: dict[tuple, FlowRef] = {}  # see _flow_ref
         #: No open finding is due for a held-back revision or for closing before this
         #: capture time: a tick before it has nothing to flush (a lower bound, kept by
         #: whatever can make a finding due earlier: opening one, or a hit held back).
@@ -279,7 +281,7 @@ class Aggregator:
         flow, unit, fc, addresses, values, details = ev if isinstance(ev, tuple) else ev.raw()
         frames = slot.frames()
         evidence = Evidence.make(
-            flow=_flow_ref(flow), unit=unit, function_code=fc,
+            flow=_flow_ref(flow, self.flow_refs), unit=unit, function_code=fc,
             addresses=tuple(addresses)[:_MAX_VALUES], values=tuple(values)[:_MAX_VALUES],
             frames=() if self.live else frames, offsets=frames if self.live else (),
             pcap=slot.pcap, details=details)
@@ -321,10 +323,18 @@ def _made(x: Any) -> Any:
     return x if isinstance(x, str) else x()
 
 
-def _flow_ref(flow: Any) -> FlowRef | None:
+def _flow_ref(flow: Any, refs: dict[tuple, FlowRef]) -> FlowRef | None:
+    """The evidence's reference to ``flow``: a value, shared by the revisions that show the
+    same flow (``refs`` keeps them)."""
     if flow is None:
         return None
-    return FlowRef(flow.client, flow.client_port, flow.server, flow.server_port, flow.vlan)
+    k = (flow.client, flow.client_port, flow.server, flow.server_port, flow.vlan)
+    got = refs.get(k)
+    if got is None:
+        if len(refs) >= _MAX_REFS:
+            refs.clear()
+        got = refs[k] = FlowRef(*k)
+    return got
 
 
 def _fields(f: Finding) -> dict[str, Any]:

@@ -42,6 +42,7 @@ _NEW_HOST_NS = 60_000_000_000
 #: Message classes whose function code is each message's own, not the class's.
 _OWN_FC = (ExceptionResponse, RawRequest, RawResponse)
 _NO_HOOKS: list = []
+_MAX_REFS = 4096  # asset reference pairs kept for reuse (all dropped, then made again)
 
 
 class Engine:
@@ -81,6 +82,7 @@ class Engine:
                               cfg.max_keys, scope, agent_clock or (lambda ts: ts), live,
                               self._assets)
         self.findings: dict[str, Finding] = {}
+        self._refs: dict[tuple, tuple[AssetRef, ...]] = {}  # see _assets
         #: (client, server) -> the pair's state, also cached on its flows (``Flow.det``)
         self.pairs = self._table("pairs")
         self.pairs.marks = True
@@ -395,10 +397,18 @@ class Engine:
         if flow is None:
             return tuple(AssetRef(ip=ip, name=name(ip), role=role)
                          for ip, role in ((client, "client"), (server, "server")) if ip)
-        return (AssetRef(ip=flow.client, mac=flow.client_mac or "", vlan=flow.vlan,
-                         name=name(flow.client), role="client"),
-                AssetRef(ip=flow.server, mac=flow.server_mac or "", vlan=flow.vlan,
-                         name=name(flow.server), role="server"))
+        # The references are values: a revision of the same flow's finding, with the same
+        # names, shares the tuple its previous revision had.
+        k = (flow.client, flow.client_mac or "", flow.vlan, name(flow.client),
+             flow.server, flow.server_mac or "", name(flow.server))
+        got = self._refs.get(k)
+        if got is None:
+            if len(self._refs) >= _MAX_REFS:
+                self._refs.clear()
+            got = self._refs[k] = (
+                AssetRef(ip=k[0], mac=k[1], vlan=k[2], name=k[3], role="client"),
+                AssetRef(ip=k[4], mac=k[5], vlan=k[2], name=k[6], role="server"))
+        return got
 
     # --- bookkeeping --------------------------------------------------------------------------
 

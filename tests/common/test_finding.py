@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -70,6 +71,26 @@ class TestRevise:
         assert g.times == Times(capture_ns=500, agent_ns=9)
         h = g.revise(last_seen_ns=50, agent_ns=10, severity=Severity.CRITICAL)
         assert (h.revision, h.last_seen_ns, h.severity) == (3, 500, Severity.CRITICAL)
+
+    def test_revise_keeps_what_it_is_not_told_to_change(self) -> None:
+        """Every field not named (nor worked out by the revision) is carried over as is;
+        the ones named are replaced, an integer severity becoming the enum."""
+        ev = Evidence.make(unit=1, details={"b": "2", "a": "1"})
+        f = _finding(evidence=ev, techniques=("T0836",))
+        g = f.revise(last_seen_ns=f.last_seen_ns, agent_ns=1, add=0, summary="other", severity=3)
+        assert g.severity is Severity.HIGH and g.summary == "other" and g.count == f.count
+        assert g == dataclasses.replace(f, revision=2, severity=Severity.HIGH, summary="other",
+                                        times=Times(f.last_seen_ns, 1))
+
+    def test_revise_refuses_what_it_works_out_or_does_not_know(self) -> None:
+        """The revision, count, last_seen and times come from the arguments; other names
+        are a caller's bug."""
+        f = _finding()
+        for bad in ({"revision": 5}, {"count": 2}, {"times": Times(1, 1)}, {"colour": "red"}):
+            with pytest.raises(TypeError):
+                f.revise(last_seen_ns=1, agent_ns=1, **bad)
+        with pytest.raises(ValueError):
+            f.revise(last_seen_ns=1, agent_ns=1, add=-1)
 
 
 class TestMergeForward:
