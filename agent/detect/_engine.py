@@ -289,7 +289,7 @@ class Engine:
         if self.mode == "learning":
             end = self.start_ts + self.learn_ns  # type: ignore[operator]
             if ts >= end:
-                self.protect(self.learner.baseline())  # type: ignore[union-attr]
+                self.protect(self._learned())
             else:
                 # Learning ends exactly at start + learn_ns, not at the next whole tick.
                 self._next_tick = min(self._next_tick, end)
@@ -297,6 +297,14 @@ class Engine:
             hook(ts)
         self._meta(ts)
         self.agg.flush(ts)
+
+    def _learned(self) -> Any:
+        """The baseline of what was learned; what learning kept is let go (the learner's
+        state is as large as the plant's polling, and the baseline holds what it found)."""
+        assert self.learner is not None
+        baseline = self.learner.baseline()
+        self.learner = self._learning = None
+        return baseline
 
     def protect(self, baseline: Any) -> None:
         """Switch to protecting against ``baseline`` (the end of learning)."""

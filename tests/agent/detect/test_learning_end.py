@@ -31,3 +31,4 @@ def test_a_new_master_right_after_learning_is_not_learned() -> None:
     kinds = {f.kind for f in merge_all(engine.drain()).values()}
     assert engine.mode == "protect"
     assert "baseline.new-master" in kinds
+    assert engine.learner is None  # what learning kept is let go once the baseline is made
