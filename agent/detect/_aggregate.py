@@ -131,14 +131,14 @@ class Aggregator:
     """Open findings per (detector, key); see the module docstring."""
 
     def __init__(self, window_ns: int, revision_interval_ns: int, max_new: int, max_open: int,
-                 scope: str, agent_clock: Callable[[int], int], live: bool,
+                 scope: str, agent_clock: Callable[[int], int] | None, live: bool,
                  assets_of: Callable[[Any, str, str], tuple[AssetRef, ...]]) -> None:
         self.window_ns = window_ns
         self.interval_ns = revision_interval_ns
         self.max_new = max_new
         self.max_open = max_open
         self.scope = scope
-        self.clock = agent_clock
+        self.clock = agent_clock  # capture ns -> agent ns; None: the capture time (replay)
         self.live = live
         self.assets_of = assets_of  # (flow, client, server) -> asset references
         self.open: dict[tuple[str, tuple], _Slot] = {}
@@ -280,17 +280,20 @@ class Aggregator:
         ev = slot.evidence
         flow, unit, fc, addresses, values, details = ev if isinstance(ev, tuple) else ev.raw()
         frames = slot.frames()
-        evidence = Evidence.make(
-            flow=_flow_ref(flow, self.flow_refs), unit=unit, function_code=fc,
-            addresses=tuple(addresses)[:_MAX_VALUES], values=tuple(values)[:_MAX_VALUES],
-            frames=() if self.live else frames, offsets=frames if self.live else (),
-            pcap=slot.pcap, details=details)
-        times = Times(capture_ns=slot.last_ts, agent_ns=self.clock(slot.last_ts))
+        live = self.live
+        # positional, as Evidence.make would build it (details sorted by key)
+        evidence = Evidence(
+            _flow_ref(flow, self.flow_refs), unit, fc, tuple(addresses)[:_MAX_VALUES],
+            tuple(values)[:_MAX_VALUES], () if live else frames, frames if live else (),
+            slot.pcap, tuple(sorted(details.items())) if details else ())
+        last = slot.last_ts
+        agent_ns = self.clock(last) if self.clock is not None else last
         f = slot.finding
         if first:
-            f = slot.finding = Finding(**{**_fields(f), "evidence": evidence, "times": times})
+            f = slot.finding = Finding(**{**_fields(f), "evidence": evidence,
+                                          "times": Times(last, agent_ns)})
         else:
-            f = slot.finding = f.revise(last_seen_ns=slot.last_ts, agent_ns=times.agent_ns,
+            f = slot.finding = f.revise(last_seen_ns=last, agent_ns=agent_ns,
                                         add=slot.count - f.count, severity=slot.severity,
                                         summary=slot.summary, assets=slot.assets,
                                         evidence=evidence)

@@ -79,7 +79,7 @@ class Engine:
         self.tables: list[BoundedMap] = []
         self.suppressed: dict[str, int] = {}
         self.agg = Aggregator(cfg.window_ns, cfg.revision_interval_ns, cfg.max_new_per_window,
-                              cfg.max_keys, scope, agent_clock or (lambda ts: ts), live,
+                              cfg.max_keys, scope, agent_clock, live,
                               self._assets)
         self.findings: dict[str, Finding] = {}
         self._refs: dict[tuple, tuple[AssetRef, ...]] = {}  # see _assets
