@@ -42,6 +42,18 @@ _NEW_HOST_NS = 60_000_000_000
 #: Message classes whose function code is each message's own, not the class's.
 _OWN_FC = (ExceptionResponse, RawRequest, RawResponse)
 _NO_HOOKS: list = []
+_NO_FAMILIES: list[Family] = []
+
+
+class _Hooks:
+    """What the events of one class are handed to: bound methods (``calls``), and the
+    families whose :meth:`Family.request` is called natively (``families``)."""
+
+    __slots__ = ("calls", "families")
+
+    def __init__(self, calls: list, families: list[Family]) -> None:
+        self.calls = calls
+        self.families = families
 _MAX_REFS = 4096  # asset reference pairs kept for reuse (all dropped, then made again)
 
 
@@ -107,7 +119,8 @@ class Engine:
         """Build the dispatch tables for the current mode."""
         self._req: dict[int, list] = {}
         self._rsp: dict[int, list] = {}
-        self._by_class: dict[type, list] = {}  # event class -> its hooks (see _hooks)
+        self._req_families: dict[int, list[Family]] = {}
+        self._by_class: dict[type, _Hooks] = {}  # event class -> its hooks (see _hooks)
         self._ev: dict[str, list] = {}
         self._status: dict[str, list] = {}
         self._every: list = []
@@ -123,7 +136,10 @@ class Engine:
             if self.mode not in fam.MODES:
                 continue
             for fc, method in fam.requests().items():
-                self._req.setdefault(fc, []).append(getattr(fam, method))
+                if method == "request":  # the Family.request override: called natively
+                    self._req_families.setdefault(fc, []).append(fam)
+                else:
+                    self._req.setdefault(fc, []).append(getattr(fam, method))
             for fc, method in fam.RESPONSES.items():
                 self._rsp.setdefault(fc, []).append(getattr(fam, method))
             for kind, method in fam.EVENTS.items():
@@ -172,21 +188,28 @@ class Engine:
             hooks = by_class.get(type(e))
             if hooks is None:
                 hooks = self._hooks(e)
-            if hooks:
-                for hook in hooks:
+            if hooks.calls:
+                for hook in hooks.calls:
                     hook(e, flow)
+            if hooks.families:
+                for fam in hooks.families:
+                    fam.request(e, flow)
         if txs:
             self._transactions(txs)
 
-    def _hooks(self, e: Any) -> list:
+    def _hooks(self, e: Any) -> _Hooks:
         """The hooks of event ``e`` (by kind, for a message by direction and function code),
         remembered for its class when every event of the class has the same."""
         if isinstance(e, Message):  # KIND "message"
-            hooks = (self._req if e.is_request else self._rsp).get(e.fc, _NO_HOOKS)
+            if e.is_request:
+                hooks = _Hooks(self._req.get(e.fc, _NO_HOOKS),
+                               self._req_families.get(e.fc, _NO_FAMILIES))
+            else:
+                hooks = _Hooks(self._rsp.get(e.fc, _NO_HOOKS), _NO_FAMILIES)
             if isinstance(e, _OWN_FC):
                 return hooks
         else:
-            hooks = self._ev.get(e.KIND, _NO_HOOKS)
+            hooks = _Hooks(self._ev.get(e.KIND, _NO_HOOKS), _NO_FAMILIES)
         self._by_class[type(e)] = hooks
         return hooks
 

@@ -5,7 +5,8 @@ engine binds them into dispatch tables (STYLE rule 4), so adding a detector
 never adds a branch to the hot path:
 
 - ``REQUESTS``: function code -> method name, called with ``(msg, flow)`` for
-  every request message of that code;
+  every request message of that code; ``"request"`` (the :meth:`Family.request` override)
+  is called natively, with no lookup or argument parsing;
 - ``RESPONSES``: likewise for responses (exceptions included, under their code);
 - ``EVENTS``: event KIND (``malformed``, ``not-modbus``, ``violation``, ``gap``)
   -> method name, called with ``(event, flow)``;
@@ -74,6 +75,10 @@ class Family:
         messages, None when missing or malformed (the engine narrows them once, so each
         family reads their fields natively).
         """
+
+    def request(self, msg: Any, flow: Any) -> None:
+        """Every request of a function code ``REQUESTS`` maps to ``"request"`` (overridden
+        by such families)."""
 
     def requests(self) -> dict[int, str]:
         """``REQUESTS`` as the engine binds it (a family may switch its hooks off)."""

@@ -263,19 +263,22 @@ class Learned(Family):
                     flow, _NewWrite(flow.client, flow.server, req.unit, req.fc, rng),
                     unit=req.unit, fc=req.fc, addresses=rng or (), frames=(req.frame,))
 
-    def request(self, msg: Message, flow: Flow) -> None:
+    def request(self, msg: Any, flow: Any) -> None:
         if self.b is None:
             return
-        if isinstance(msg, _ReadRequest):  # function codes 1-4, with no tuple
-            first, last = msg.address, read_last(msg)
+        m: Message = msg  # a request message (one cast)
+        fl: Flow = flow
+        if isinstance(m, _ReadRequest):  # function codes 1-4, with no tuple
+            rd = m
+            first, last = rd.address, read_last(rd)
         else:
-            rng = read_range(msg)
+            rng = read_range(m)
             if rng is None:
                 return
             first, last = rng
-        cyc = self._signature(flow, msg, first, last).cycle
+        cyc = self._signature(fl, m, first, last).cycle
         if cyc is not None:
-            self._cycle(cyc, msg.ts, msg, flow)
+            self._cycle(cyc, m.ts, m, fl)
 
     def _cycle(self, cyc: _Cycle, ts: int, msg: Any, flow: Any) -> None:
         key = cyc.key
