@@ -280,12 +280,11 @@ class Aggregator:
         ev = slot.evidence
         flow, unit, fc, addresses, values, details = ev if isinstance(ev, tuple) else ev.raw()
         frames = slot.frames()
-        live = self.live
-        # positional, as Evidence.make would build it (details sorted by key)
-        evidence = Evidence(
-            _flow_ref(flow, self.flow_refs), unit, fc, tuple(addresses)[:_MAX_VALUES],
-            tuple(values)[:_MAX_VALUES], () if live else frames, frames if live else (),
-            slot.pcap, tuple(sorted(details.items())) if details else ())
+        evidence = Evidence.make(
+            flow=_flow_ref(flow, self.flow_refs), unit=unit, function_code=fc,
+            addresses=tuple(addresses)[:_MAX_VALUES], values=tuple(values)[:_MAX_VALUES],
+            frames=() if self.live else frames, offsets=frames if self.live else (),
+            pcap=slot.pcap, details=details)
         last = slot.last_ts
         agent_ns = self.clock(last) if self.clock is not None else last
         f = slot.finding

@@ -41,6 +41,7 @@ _MAX_SIGNATURES = 4096  # request signatures kept per pair (all dropped, then ma
 _NEW_HOST_NS = 60_000_000_000
 #: Message classes whose function code is each message's own, not the class's.
 _OWN_FC = (ExceptionResponse, RawRequest, RawResponse)
+_MAX_REFS = 4096  # asset reference pairs kept for reuse (all dropped, then made again)
 _NO_HOOKS: list = []
 _NO_FAMILIES: list[Family] = []
 
@@ -54,7 +55,6 @@ class _Hooks:
     def __init__(self, calls: list, families: list[Family]) -> None:
         self.calls = calls
         self.families = families
-_MAX_REFS = 4096  # asset reference pairs kept for reuse (all dropped, then made again)
 
 
 class Engine:
