@@ -59,40 +59,47 @@ MAX_PAIR_SAMPLES: Final = 128
 class PairStats:
     """Evidence that registers (a, a+1) hold one 32-bit value, per word order.
 
-    ``f``/``i``: samples plausible as float32/int32 per order (index 0 big, 1 little);
-    ``fproof``: plausible float samples with a non-zero low word; ``proof``: int samples
-    that need both halves; ``neg``: negative ints seen; ``changes``: samples that differ
-    from the previous read; ``hionly``: changes of the high word alone; ``carry``: changes
-    of both words with the high one moving by one;
+    Counters per word order (suffix 0 big, 1 little): ``f``/``i``: samples plausible as
+    float32/int32; ``fproof``: plausible float samples with a non-zero low word;
+    ``proof``: int samples that need both halves; ``neg``: negative ints seen;
+    ``hionly``: changes of the high word alone; ``carry``: changes of both words with the
+    high one moving by one.  ``changes``: samples that differ from the previous read;
     ``lo``/``hi``: value range seen per interpretation (float order 0/1, int order 0/1).
+
+    The counters are plain fields, not lists: a register map holds thousands of pairs,
+    and a list each would be thousands of objects for the garbage collector to walk.
     """
 
-    __slots__ = ("n", "f", "fproof", "i", "proof", "neg", "lo", "hi", "changes", "hionly",
-                 "carry")
+    __slots__ = ("n", "changes", "f0", "f1", "fproof0", "fproof1", "i0", "i1", "proof0",
+                 "proof1", "neg0", "neg1", "hionly0", "hionly1", "carry0", "carry1", "lo", "hi")
 
     def __init__(self) -> None:
         self.n = 0
         self.changes = 0
-        self.hionly = [0, 0]
-        self.carry = [0, 0]
-        self.f = [0, 0]
-        self.fproof = [0, 0]
-        self.i = [0, 0]
-        self.proof = [0, 0]
-        self.neg = [0, 0]
+        self.f0 = self.f1 = self.fproof0 = self.fproof1 = 0
+        self.i0 = self.i1 = self.proof0 = self.proof1 = self.neg0 = self.neg1 = 0
+        self.hionly0 = self.hionly1 = self.carry0 = self.carry1 = 0
         #: ints stay ints (int32 orders), floats floats (float32 orders)
         self.lo: list[int | float | None] = [None, None, None, None]
         self.hi: list[int | float | None] = [None, None, None, None]
 
     def to_state(self) -> list[Any]:
-        return [self.n, self.f, self.fproof, self.i, self.proof, self.neg, self.lo, self.hi,
-                self.changes, self.hionly, self.carry]
+        return [self.n, [self.f0, self.f1], [self.fproof0, self.fproof1], [self.i0, self.i1],
+                [self.proof0, self.proof1], [self.neg0, self.neg1], self.lo, self.hi,
+                self.changes, [self.hionly0, self.hionly1], [self.carry0, self.carry1]]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> PairStats:
         p = cls()
-        (p.n, p.f, p.fproof, p.i, p.proof, p.neg, p.lo, p.hi, p.changes, p.hionly,
-         p.carry) = s
+        n, f, fproof, i, proof, neg, p.lo, p.hi, p.changes, hionly, carry = s
+        p.n = n
+        p.f0, p.f1 = f
+        p.fproof0, p.fproof1 = fproof
+        p.i0, p.i1 = i
+        p.proof0, p.proof1 = proof
+        p.neg0, p.neg1 = neg
+        p.hionly0, p.hionly1 = hionly
+        p.carry0, p.carry1 = carry
         return p
 
     def _range(self, k: int, v: int | float) -> None:
@@ -108,16 +115,17 @@ class PairStats:
         if n == 0:
             return None
         need = n - n // 20  # tolerate 5% odd samples (a value read mid-update)
-        steady = [self.hionly[o] <= 1 + self.changes // 10 for o in (0, 1)]
-        floats = [o for o in (0, 1) if self.f[o] >= need and self.fproof[o] and steady[o]]
+        steady = (self.hionly0 <= 1 + self.changes // 10, self.hionly1 <= 1 + self.changes // 10)
+        f, fproof = (self.f0, self.f1), (self.fproof0, self.fproof1)
+        floats = [o for o in (0, 1) if f[o] >= need and fproof[o] and steady[o]]
         if floats:
             return "float32", WORD_ORDERS[floats[0]]
-        ints = [o for o in (0, 1)
-                if self.i[o] >= need and self.proof[o] and self.carry[o] and steady[o]]
+        i, proof, carry = (self.i0, self.i1), (self.proof0, self.proof1), (self.carry0, self.carry1)
+        ints = [o for o in (0, 1) if i[o] >= need and proof[o] and carry[o] and steady[o]]
         if not ints:
             return None
         o = min(ints, key=lambda k: max(abs(self.lo[2 + k] or 0), abs(self.hi[2 + k] or 0)))
-        return ("i32" if self.neg[o] else "u32"), WORD_ORDERS[o]
+        return ("i32" if (self.neg0, self.neg1)[o] else "u32"), WORD_ORDERS[o]
 
     def value_range(self, kind: str, order: str) -> tuple[int | float | None, int | float | None]:
         k = (0 if kind == "float32" else 2) + WORD_ORDERS.index(order)
@@ -197,29 +205,34 @@ def _sample(p: PairStats, fb: float, fl: float, ib: int, il: int, w0: int, w1: i
     # for every pair of every sampled read, and a loop over a tuple of tuples costs more.
     p.n += 1
     if _plausible_float(fb):
-        _float(p, 0, fb, w1)
+        p.f0 += 1
+        p._range(0, fb)
+        if w1:
+            p.fproof0 += 1
     if _plausible_float(fl):
-        _float(p, 1, fl, w0)
+        p.f1 += 1
+        p._range(1, fl)
+        if w0:
+            p.fproof1 += 1
     if -_INT_MAX <= ib <= _INT_MAX:
-        _int(p, 0, ib, w0, w1)
+        p.i0 += 1
+        p._range(2, ib)
+        if _proof(w0, w1):
+            p.proof0 += 1
+        if ib < 0:
+            p.neg0 += 1
     if -_INT_MAX <= il <= _INT_MAX:
-        _int(p, 1, il, w1, w0)
+        p.i1 += 1
+        p._range(3, il)
+        if _proof(w1, w0):
+            p.proof1 += 1
+        if il < 0:
+            p.neg1 += 1
 
 
-def _float(p: PairStats, o: int, x: float, low: int) -> None:
-    p.f[o] += 1
-    p._range(o, x)
-    if low:
-        p.fproof[o] += 1
-
-
-def _int(p: PairStats, o: int, v: int, high: int, low: int) -> None:
-    p.i[o] += 1
-    p._range(2 + o, v)
-    if high != 0 and high != 0xFFFF and low >= 0x100:
-        p.proof[o] += 1
-    if v < 0:
-        p.neg[o] += 1
+def _proof(high: int, low: int) -> bool:
+    """Whether an int sample needs both halves (see the module docstring)."""
+    return high != 0 and high != 0xFFFF and low >= 0x100
 
 
 def _change(p: PairStats, o0: int, o1: int, w0: int, w1: int) -> None:
@@ -229,14 +242,14 @@ def _change(p: PairStats, o0: int, o1: int, w0: int, w1: int) -> None:
     p.changes += 1
     # order 0 (big): high word w0; order 1 (little): high word w1
     if d0 and not d1:
-        p.hionly[0] += 1
+        p.hionly0 += 1
     elif d1 and not d0:
-        p.hionly[1] += 1
+        p.hionly1 += 1
     else:  # both words changed: a carry when the high word moved by one
         if (w0 - o0) & 0xFFFF in (1, 0xFFFF):
-            p.carry[0] += 1
+            p.carry0 += 1
         if (w1 - o1) & 0xFFFF in (1, 0xFFFF):
-            p.carry[1] += 1
+            p.carry1 += 1
 
 
 def guess_single(umin: int, umax: int, smin: int, smax: int) -> str:
