@@ -87,9 +87,9 @@ class _Slot:
 
     __slots__ = ("finding", "count", "last_ts", "severity", "summary", "involved", "assets",
                  "evidence", "first_frames", "last_frames", "last_at", "pcap", "emitted_ts", "dirty",
-                 "live", "escalate_at")
+                 "live", "escalate_at", "k")
 
-    def __init__(self, finding: Finding, hit: Hit) -> None:
+    def __init__(self, finding: Finding, hit: Hit, k: tuple[str, tuple]) -> None:
         self.finding = finding
         self.count = hit.add
         self.last_ts = hit.ts
@@ -98,28 +98,38 @@ class _Slot:
         self.involved = hit.assets
         self.assets: tuple[AssetRef, ...] | None = None  # made from involved when emitted
         self.evidence = hit.evidence
-        self.first_frames = list(hit.frames[:_FIRST_FRAMES])
+        self.first_frames: list[int] = []
         #: the latest frames after the first ones: up to _LAST_FRAMES, written in a circle
         #: (the next goes at ``last_at`` once full)
         self.last_frames: list[int] = []
         self.last_at = 0
-        self.more_frames(hit.frames[_FIRST_FRAMES:])
+        self.more_frames(hit.frames)
         self.pcap = b""
         self.emitted_ts = hit.ts
         self.dirty = True
         self.live = True  # in Aggregator.open (False once closed)
         self.escalate_at = hit.entry.escalate_at or 0  # its detector's (0: never)
+        self.k = k  # its key in Aggregator.open
 
     def more_frames(self, frames: tuple[int, ...]) -> None:
-        """Frames of another occurrence, after the first ones: kept if among the latest."""
-        last = self.last_frames
+        """Frames of another occurrence: among the first ones while there is room, else kept
+        if among the latest."""
         for f in frames:
-            if len(last) < _LAST_FRAMES:
-                last.append(f)
-            else:
-                i = self.last_at
-                last[i] = f
-                self.last_at = i + 1 if i + 1 < _LAST_FRAMES else 0
+            self.add_frame(f)
+
+    def add_frame(self, f: int) -> None:
+        """One frame of another occurrence (see :meth:`more_frames`)."""
+        first = self.first_frames
+        if len(first) < _FIRST_FRAMES:
+            first.append(f)
+            return
+        last = self.last_frames
+        if len(last) < _LAST_FRAMES:
+            last.append(f)
+        else:
+            i = self.last_at
+            last[i] = f
+            self.last_at = i + 1 if i + 1 < _LAST_FRAMES else 0
 
     def frames(self) -> tuple[int, ...]:
         """The first frames, then the latest ones, oldest first."""
@@ -223,7 +233,7 @@ class Aggregator:
         first = Finding(id=fid, revision=1, kind=hit.entry.id, severity=hit.severity,
                         techniques=hit.entry.techniques, first_seen_ns=hit.ts,
                         last_seen_ns=hit.ts, count=hit.add, assets=assets, summary=summary)
-        slot = self.open[k] = _Slot(first, hit)
+        slot = self.open[k] = _Slot(first, hit, k)
         slot.summary, slot.assets = summary, assets
         self._pcap(slot, hit.ring)
         self._emit(slot, first=True)
@@ -234,18 +244,26 @@ class Aggregator:
              assets: Involved, evidence: AnyEvidence, frames: tuple[int, ...],
              ring: FrameRing | None, add: int) -> None:
         """One more occurrence of the open finding ``slot`` (see :meth:`current`)."""
+        slot.more_frames(frames)
+        self._fold(slot, ts, severity, summary, assets, evidence, ring, add)
+
+    def fold_frame(self, slot: _Slot, ts: int, severity: Severity, summary: Any,
+                   assets: Involved, evidence: AnyEvidence, frame: int,
+                   ring: FrameRing | None, add: int) -> None:
+        """:meth:`fold` for an occurrence seen in one frame (no tuple of frames to build:
+        a detector that may fire on every answer calls this once :meth:`takes` said yes)."""
+        slot.add_frame(frame)
+        self._fold(slot, ts, severity, summary, assets, evidence, ring, add)
+
+    def _fold(self, slot: _Slot, ts: int, severity: Severity, summary: Any,
+              assets: Involved, evidence: AnyEvidence, ring: FrameRing | None,
+              add: int) -> None:
+        """:meth:`fold` once the occurrence's frames are kept."""
         slot.count += add
         if ts > slot.last_ts:
             slot.last_ts = ts
         slot.summary, slot.evidence = summary, evidence
         slot.involved, slot.assets = assets, None
-        first = slot.first_frames
-        room = _FIRST_FRAMES - len(first)
-        if room > 0:
-            first.extend(frames[:room])
-            frames = frames[room:]
-        if frames:
-            slot.more_frames(frames)
         rose = self._severity(slot, severity)
         slot.dirty = True
         if rose:
@@ -304,11 +322,11 @@ class Aggregator:
             return
         due = _NEVER
         interval, window = self.interval_ns, self.window_ns
-        for k, slot in list(self.open.items()):
+        for slot in list(self.open.values()):
             if ts is None or ts - slot.emitted_ts >= interval:
                 self._emit(slot)
             if ts is not None and ts - slot.last_ts > window:
-                self._close(k)
+                self._close(slot.k)
                 continue
             if slot.dirty and slot.emitted_ts + interval < due:
                 due = slot.emitted_ts + interval

@@ -58,7 +58,9 @@ class _Range:
 
     def __init__(self, key: tuple[str, int, str],
                  bounds: list[tuple[int, int, int, float] | None]) -> None:
-        self.key = key  # (server, unit, table): the findings' aggregation key
+        #: (server, unit, table): the findings' aggregation key.  Kept as a plain tuple
+        #: object: a typed one would be built anew for every hit that hands it on.
+        self.key: tuple = key
         self.judged = any(b is not None for b in bounds)
         self.bounds = bounds
         self.low = [b[0] if b is not None else -_NONE for b in bounds]
@@ -181,8 +183,11 @@ class ProcessValues(Family):
                 hit.again(flow, fc, values, prev, dt)
             else:
                 hit = r.hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
-            r.slot = agg.record(slot, self.value_entry, key, ts, sev, hit, involved, hit,
-                                (rsp.frame,), flow.ring, 1)
+            if slot is not None and agg.takes(slot, ts):  # most answers: no tuple of frames
+                agg.fold_frame(slot, ts, sev, hit, involved, hit, rsp.frame, flow.ring, 1)
+            else:
+                r.slot = agg.record(slot, self.value_entry, key, ts, sev, hit, involved, hit,
+                                    (rsp.frame,), flow.ring, 1)
             return
         hit = _OutOfEnvelope(flow, key, fc, first, values, prev, r, dt)
         ev = hit.raw()
@@ -213,7 +218,7 @@ class _OutOfEnvelope(LazyHit):
 
     __slots__ = ("flow", "key", "fc", "first", "values", "prev", "r", "dt")
 
-    def __init__(self, flow: Flow, key: tuple[str, int, str], fc: int, first: int,
+    def __init__(self, flow: Flow, key: tuple, fc: int, first: int,
                  values: tuple[int, ...], prev: tuple[int, ...] | None, r: _Range,
                  dt: int) -> None:
         self.flow, self.key, self.fc, self.first = flow, key, fc, first
