@@ -49,6 +49,16 @@ ENTRIES: Final = (
 )
 
 
+class _Point(Bucket):
+    """A written point: its last value, and its value changes counted in tumbling windows."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int, span_ns: int) -> None:
+        super().__init__(span_ns)
+        self.value = value
+
+
 class _Pair:
     __slots__ = ("second", "exc", "streak", "answered", "lost", "spike")
 
@@ -122,11 +132,13 @@ class Rates(Family):
         flow, ts = tx.flow, tx.first.ts
         for i, value in enumerate(values[:8]):
             key = (flow.client, flow.server, tx.unit, table, first + i)
-            point = self.points.get_or_make(key, lambda: [value, Bucket(self.change_span)])
-            if point[0] == value:
+            point: _Point | None = self.points.get(key)
+            if point is None:
+                point = self.points.put_new(key, _Point(value, self.change_span))
+            if point.value == value:
                 continue
-            point[0] = value
-            if point[1].hit(ts) == self.changes:
+            point.value = value
+            if point.hit(ts) == self.changes:
                 self.report("rate.write-repeat", key, ts, flow,
                             f"{flow.client} changed {table.replace('_', ' ')[:-1]} {first + i} "
                             f"on {flow.server} unit {tx.unit} {self.changes} times within "
