@@ -36,39 +36,36 @@ class FrameRing:
     Parallel lists that frames are appended to; once they hold ``2 * size`` frames, the
     older half is dropped in one go.  Keeping a frame stores references, with no tuple
     per frame, and the frames that go are let go together (not one old frame, last
-    touched long ago, per new one).
+    touched long ago, per new one).  Only what a pcap record needs is kept: the frame's
+    number in the capture is not (findings name their frames themselves).
     """
 
-    __slots__ = ("size", "ts", "linktypes", "data", "frames")
+    __slots__ = ("size", "ts", "linktypes", "data")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.ts: list[int] = []
         self.linktypes: list[int] = []
         self.data: list[bytes] = []
-        self.frames: list[int] = []
 
-    def add(self, ts: int, linktype: int, data: bytes, frame: int) -> None:
-        """Keep one frame (``frame``: its number); the oldest go when there are too many."""
+    def add(self, ts: int, linktype: int, data: bytes) -> None:
+        """Keep one frame; the oldest go when there are too many."""
         self.ts.append(ts)
         self.linktypes.append(linktype)
         self.data.append(data)
-        self.frames.append(frame)
         if len(self.data) >= 2 * self.size:
             n = self.size
             del self.ts[:n]
             del self.linktypes[:n]
             del self.data[:n]
-            del self.frames[:n]
 
     def __len__(self) -> int:
         return min(len(self.data), self.size)
 
-    def items(self) -> list[tuple[int, int, bytes, int]]:
-        """The kept frames as ``(ts_ns, linktype, data, frame)``, oldest first."""
+    def items(self) -> list[tuple[int, int, bytes]]:
+        """The kept frames as ``(ts_ns, linktype, data)``, oldest first."""
         start = max(0, len(self.data) - self.size)
-        return list(zip(self.ts[start:], self.linktypes[start:], self.data[start:],
-                        self.frames[start:]))
+        return list(zip(self.ts[start:], self.linktypes[start:], self.data[start:]))
 
 
 class Flow:

@@ -133,7 +133,7 @@ class Pipeline:
                 return
         ring = flow.ring
         if ring is not None:
-            ring.add(ts, linktype, data, frame)
+            ring.add(ts, linktype, data)
         if not payload and not flags & 0x07:  # a pure ACK: nothing for reassembly
             if ts - self._last_sweep > _SWEEP_NS:
                 self._sweep(ts)

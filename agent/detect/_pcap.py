@@ -1,7 +1,7 @@
 """Evidence pcap slices: the last frames of a flow as a pcap file, in memory.
 
 The pipeline keeps a bounded ring of each Modbus flow's raw frames
-(``Flow.ring``: ``(ts_ns, linktype, data, frame_no)``).  A finding at medium
+(``Flow.ring``: ``(ts_ns, linktype, data)``).  A finding at medium
 and above carries them as a classic pcap file with nanosecond timestamps
 (magic ``0xa1b23c4d``), which Wireshark and tcpdump open.  A pcap file has one
 link type, so frames of another link type than the newest frame's are left
@@ -25,8 +25,8 @@ _RECORD = struct.Struct("<IIII")
 _TS_MAX = (1 << 32) * 1_000_000_000 - 1  # the last time a record's 32-bit seconds hold
 
 
-def pcap_slice(frames: Iterable[tuple[int, int, bytes, int]], limit: int = MAX_PCAP_SLICE) -> bytes:
-    """Write ``(ts_ns, linktype, data, frame_no)`` frames as one pcap file of at most ``limit`` bytes.
+def pcap_slice(frames: Iterable[tuple[int, int, bytes]], limit: int = MAX_PCAP_SLICE) -> bytes:
+    """Write ``(ts_ns, linktype, data)`` frames as one pcap file of at most ``limit`` bytes.
 
     Returns:
         The file's bytes, or ``b""`` when there is no frame (or none fits).
@@ -37,7 +37,7 @@ def pcap_slice(frames: Iterable[tuple[int, int, bytes, int]], limit: int = MAX_P
     linktype = frames[-1][1]
     room = limit - _GLOBAL.size
     chosen: list[bytes] = []
-    for ts, lt, data, _no in reversed(frames):
+    for ts, lt, data in reversed(frames):
         if lt != linktype:
             continue
         ts = min(max(ts, 0), _TS_MAX)  # a pcapng time can lie before 1970 or after 2106
