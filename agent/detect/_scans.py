@@ -17,7 +17,8 @@ from typing import Any, Final, cast
 
 from otsentry.agent.detect._entry import Entry, Knob
 from otsentry.agent.detect._family import Family, first_of
-from otsentry.agent.detect._state import Bucket, PairState, Window
+from otsentry.agent.detect._state import Bucket, PairState, Seen, Window
+from otsentry.agent.detect._writes import read_last
 from otsentry.agent.flows import Flow
 from otsentry.agent.modbus._events import Message, _ReadRequest
 from otsentry.agent.transactions import Transaction
@@ -63,15 +64,41 @@ def crossed(reported: dict, key: str, n: int, threshold: int) -> bool:
     return False
 
 
+#: Read signatures whose times a pair keeps outside its windows (then they are folded in
+#: and it starts again): bounds the work of a pass and the memory of an address sweep.
+_MAX_SEEN = 256
+
+
 class _Pair:
-    __slots__ = ("units", "fcs", "refused", "exc2", "blocks", "txs", "reported")
+    """Per (client, server): the windows, and the read signatures seen (``seen``: each a
+    :class:`Seen` of its unit, function code and block, which the windows read)."""
+
+    __slots__ = ("units", "fcs", "refused", "exc2", "blocks", "txs", "reported", "seen")
 
     def __init__(self, span: int) -> None:
-        self.units, self.fcs, self.refused = Window(span, 256), Window(span, 256), Window(span, 256)
+        seen: list[Seen] = []
+        self.seen = seen
+        self.units, self.fcs = Window(span, 256, seen, 0), Window(span, 256, seen, 1)
+        self.refused = Window(span, 256)
         self.exc2 = Bucket(span)
-        self.blocks = Window(span, 512)
+        self.blocks = Window(span, 512, seen, 2)
         self.txs = 0
         self.reported: dict[str, int] = {}
+
+    def new_seen(self, unit: int, fc: int, address: int) -> Seen:
+        """A :class:`Seen` for the reads of ``unit``, function code ``fc`` and first
+        ``address``; when the pair keeps too many, their times are folded into the windows
+        first and they are let go."""
+        seen = self.seen
+        if len(seen) >= _MAX_SEEN:
+            for w in (self.units, self.fcs, self.blocks):
+                w.fold()
+            for old in seen:
+                old.live = False
+            seen.clear()
+        got = Seen((unit, fc, fc << 16 | address))
+        seen.append(got)
+        return got
 
 
 class Scans(Family):
@@ -112,6 +139,9 @@ class Scans(Family):
         st: _Pair = got if got is not None else self._new_pair(pair, flow, ts)
         st.txs += 1
         rep = st.reported
+        if isinstance(req, _ReadRequest) and tx.status != "exception":
+            self._read(tx, req, st, rep, ts)
+            return
         # crossed() only when a count reaches its threshold or one was reported before
         n = st.units.add(ts, unit)
         if (n >= self.th_units or rep) and crossed(rep, "units", n, self.th_units):
@@ -126,6 +156,26 @@ class Scans(Family):
             n = st.blocks.add(ts, rd.fc << 16 | rd.address)  # (function, start) as one int
             if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
                 self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
+
+    def _read(self, tx: Transaction, rd: _ReadRequest, st: _Pair, rep: dict[str, int],
+              ts: int) -> None:
+        """:meth:`tx` for a read that drew no exception (most transactions): its unit,
+        function code and block count in the windows through the signature's
+        :class:`Seen`, with no store in them while they hold its items."""
+        poll = self.engine.poll(tx.flow, rd, rd.address, read_last(rd))
+        seen = poll.seen
+        if seen is None or not seen.live:
+            seen = poll.seen = st.new_seen(rd.unit, rd.fc, rd.address)
+        n = st.units.count(ts, seen)
+        if (n >= self.th_units or rep) and crossed(rep, "units", n, self.th_units):
+            self._unit_sweep(tx, st)
+        n = st.fcs.count(ts, seen)
+        if (n >= self.th_fcs or rep) and crossed(rep, "fcs", n, self.th_fcs):
+            self._fc_sweep(tx, st, "tried")
+        n = st.blocks.count(ts, seen)
+        seen.ts = ts
+        if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
+            self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 
     def _new_pair(self, pair: PairState, flow: Flow, ts: int) -> _Pair:
         st = pair.scans = _Pair(self.span)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BoundedMap", "PairState", "Poll", "Window", "Bucket", "signature"]
+__all__ = ["BoundedMap", "PairState", "Poll", "Seen", "Window", "Bucket", "signature"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -115,9 +115,10 @@ class Poll:
         cycle: the learned polling cycle it belongs to, if any.
         block: the register block its answers fill (``ProcessValues``), for answers of
             ``n`` registers.
+        seen: where ``Scans`` keeps when the signature was last seen (a :class:`Seen`).
     """
 
-    __slots__ = ("first", "last", "known", "inside", "cycle", "block", "n")
+    __slots__ = ("first", "last", "known", "inside", "cycle", "block", "n", "seen")
 
     def __init__(self, first: int, last: int) -> None:
         self.first, self.last = first, last
@@ -126,6 +127,25 @@ class Poll:
         self.cycle: Any = None
         self.block: Any = None
         self.n = 0
+        self.seen: Seen | None = None
+
+
+class Seen:
+    """When some items of one or more :class:`Window` were last seen together, kept outside
+    the windows (see :attr:`Window.sources`).
+
+    ``items[k]`` is the item in the window it serves as its ``k``-th source; ``gens[k]``
+    the generation of that window in which the item was last known to be in it (-1: not
+    yet).  ``live`` is False once the windows no longer read it.
+    """
+
+    __slots__ = ("items", "ts", "gens", "live")
+
+    def __init__(self, items: tuple[Any, ...]) -> None:
+        self.items = items
+        self.ts = 0
+        self.gens = [-1] * len(items)
+        self.live = True
 
 
 class Window:
@@ -136,11 +156,20 @@ class Window:
     count saturates at ``cap``; when full, the item seen first goes.  A repeat of the
     latest item (a steady poll) only moves a time: its entry is brought up to date when
     another item comes or before anything expires.
+
+    Items expire in passes, when the oldest time kept is more than ``span_ns`` old.  A
+    caller that sees the same items again and again can keep their times itself, in a
+    :class:`Seen` listed in ``sources`` (``source`` says which of its items is this
+    window's): a pass first brings every time kept up to date from them.  ``gen`` counts
+    the passes and evictions that dropped items: while it is what a source last saw, the
+    source's item is still in the window, and :meth:`count` stands for :meth:`add`.
     """
 
-    __slots__ = ("span_ns", "cap", "items", "oldest", "last", "last_ts", "held")
+    __slots__ = ("span_ns", "cap", "items", "oldest", "last", "last_ts", "held", "gen",
+                 "sources", "source")
 
-    def __init__(self, span_ns: int, cap: int = 1024) -> None:
+    def __init__(self, span_ns: int, cap: int = 1024, sources: list[Seen] | None = None,
+                 source: int = 0) -> None:
         self.span_ns = span_ns
         self.cap = cap
         self.items: dict[Any, int] = {}  # item -> time last seen, in order first seen
@@ -148,17 +177,15 @@ class Window:
         self.last: Any = _NOTHING  # the latest item added (in items), or nothing
         self.last_ts = 0  # when it was last seen, while ``held``
         self.held = False  # items[last] is older than last_ts
+        self.gen = 0
+        self.sources: list[Seen] = sources if sources is not None else []
+        self.source = source
 
     def add(self, ts: int, item: Any) -> int:
         """Record ``item`` at ``ts``; return the number of distinct items in the window."""
         items = self.items
         if ts - self.oldest > self.span_ns and items:
-            self._settle()
-            limit = ts - self.span_ns
-            for old in [i for i, t in items.items() if t < limit]:
-                del items[old]
-            self.oldest = min(items.values(), default=ts)
-            self.last = _NOTHING  # it may have expired
+            self.expire(ts)
         elif item == self.last:
             self.last_ts, self.held = ts, True
             return len(items)
@@ -171,11 +198,47 @@ class Window:
         if n > before:
             if n > self.cap:
                 del items[next(iter(items))]
+                self.gen += 1
                 n -= 1
             elif not before:
                 self.oldest = ts
         self.last = item
         return n
+
+    def count(self, ts: int, seen: Seen) -> int:
+        """:meth:`add` of ``seen``'s item at ``ts``, for a source of this window: with no
+        store while the item is known to be in the window (``seen.ts`` is set after)."""
+        if ts - self.oldest > self.span_ns and self.items:
+            self.expire(ts)
+        k = self.source
+        if seen.gens[k] == self.gen:
+            return len(self.items)
+        n = self.add(ts, seen.items[k])
+        seen.gens[k] = self.gen
+        return n
+
+    def expire(self, ts: int) -> None:
+        """A pass: drop the items not seen in the last ``span_ns`` before ``ts``."""
+        items = self.items
+        self._settle()
+        self.fold()
+        limit = ts - self.span_ns
+        old = [i for i, t in items.items() if t < limit]
+        for i in old:
+            del items[i]
+        if old:
+            self.gen += 1
+        self.oldest = min(items.values(), default=ts)
+        self.last = _NOTHING  # it may have expired
+
+    def fold(self) -> None:
+        """Bring the times of the items still kept up to date from the sources."""
+        items, k = self.items, self.source
+        for seen in self.sources:
+            item = seen.items[k]
+            t = items.get(item)
+            if t is not None and t < seen.ts:
+                items[item] = seen.ts
 
     def _settle(self) -> None:
         if self.held:
