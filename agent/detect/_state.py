@@ -139,7 +139,7 @@ class Seen:
     yet).  ``live`` is False once the windows no longer read it.
     """
 
-    __slots__ = ("items", "ts", "gens", "live")
+    __slots__ = ("gens", "items", "live", "ts")
 
     def __init__(self, items: tuple[Any, ...]) -> None:
         self.items = items

@@ -3,8 +3,8 @@ read: the counts and the windows' contents must be exactly those of plain ``Wind
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from otsentry.agent.detect._scans import _MAX_SEEN, _Pair
 from otsentry.agent.detect._state import Seen, Window
 
