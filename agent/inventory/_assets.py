@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from otsentry.agent.inventory._oui import mac_kind, oui_vendor
-from otsentry.agent.inventory._registers import RegisterTable
+from otsentry.agent.inventory._registers import RegisterTable, Use
 from otsentry.agent.modbus import spec
 
-__all__ = ["Asset", "Device", "Limits", "asset_id", "GATEWAY_EXCEPTIONS"]
+__all__ = ["Asset", "Device", "Limits", "StatusCounts", "asset_id", "GATEWAY_EXCEPTIONS"]
 
 GATEWAY_EXCEPTIONS: Final = frozenset({10, 11})
 #: Index of each transaction status in a device's per-function counters.
@@ -69,6 +69,45 @@ def _bump(d: dict, key: Any, n: int = 1) -> None:
     d[key] = d.get(key, 0) + n
 
 
+class StatusCounts:
+    """Transactions of one function code per status (see ``STATUSES``), as plain fields: an
+    answered read counts in place, with no new number object."""
+
+    __slots__ = ("ok", "exception", "unanswered", "malformed", "unmatched", "duplicate")
+
+    def __init__(self) -> None:
+        self.ok = self.exception = self.unanswered = 0
+        self.malformed = self.unmatched = self.duplicate = 0
+
+    def add(self, status: str) -> None:
+        if status == "ok":
+            self.ok += 1
+        elif status == "exception":
+            self.exception += 1
+        elif status == "unanswered":
+            self.unanswered += 1
+        elif status == "malformed":
+            self.malformed += 1
+        elif status == "unmatched":
+            self.unmatched += 1
+        elif status == "duplicate":
+            self.duplicate += 1
+        else:
+            raise ValueError(f"unknown transaction status {status!r}")
+
+    def to_list(self) -> list[int]:
+        """The counts in the order of ``STATUSES``."""
+        return [self.ok, self.exception, self.unanswered, self.malformed, self.unmatched,
+                self.duplicate]
+
+    @classmethod
+    def from_list(cls, counts: list[int]) -> StatusCounts:
+        c = cls()
+        (c.ok, c.exception, c.unanswered, c.malformed, c.unmatched,
+         c.duplicate) = (list(counts) + [0] * len(STATUSES))[:len(STATUSES)]
+        return c
+
+
 class Device:
     """One unit id served by an asset."""
 
@@ -79,8 +118,8 @@ class Device:
     def __init__(self, unit: int, ts: int) -> None:
         self.unit = unit
         self.first_ts = self.last_ts = ts
-        #: fc -> counts per status (see STATUSES)
-        self.functions: dict[int, list[int]] = {}
+        #: fc -> counts per status
+        self.functions: dict[int, StatusCounts] = {}
         #: (fc, code) -> count
         self.exceptions: dict[tuple[int, int], int] = {}
         #: responses per latency bucket (see :meth:`latency`); min and max mean nothing
@@ -97,15 +136,15 @@ class Device:
         self.server_id_text: str | None = None
         self.run_indicator: bool | None = None
         self.tables: dict[str, RegisterTable] = {}
-        #: client asset id -> transactions
-        self.clients: dict[str, int] = {}
+        #: client asset id -> its transactions (``count``; the times are not reported)
+        self.clients: dict[str, Use] = {}
         self.dropped: dict[str, int] = {}
 
     def count(self, fc: int, status: str) -> None:
         c = self.functions.get(fc)
         if c is None:
-            self.functions[fc] = c = [0] * len(STATUSES)
-        c[STATUS_INDEX[status]] += 1
+            self.functions[fc] = c = StatusCounts()
+        c.add(status)
 
     def latency(self, ns: int) -> None:
         if ns < 0:
@@ -144,11 +183,11 @@ class Device:
         return None
 
     def ok_count(self) -> int:
-        return sum(c[0] for c in self.functions.values())
+        return sum(c.ok for c in self.functions.values())
 
     def to_state(self) -> dict[str, Any]:
         return {"unit": self.unit, "first_ts": self.first_ts, "last_ts": self.last_ts,
-                "functions": [[fc, c] for fc, c in self.functions.items()],
+                "functions": [[fc, c.to_list()] for fc, c in self.functions.items()],
                 "exceptions": [[fc, code, n] for (fc, code), n in self.exceptions.items()],
                 "latency": [[[b, n] for b, n in enumerate(self.lat_hist) if n],
                             self.lat_min if self.lat_n else None,
@@ -156,13 +195,14 @@ class Device:
                 "device_id": [[k, v] for k, v in self.device_id.items()],
                 "conformity_level": self.conformity_level, "server_id": self.server_id,
                 "server_id_text": self.server_id_text, "run_indicator": self.run_indicator,
-                "clients": self.clients, "dropped": self.dropped}
+                "clients": {c: u.count for c, u in self.clients.items()},
+                "dropped": self.dropped}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Device:
         d = cls(s["unit"], s["first_ts"])
         d.last_ts = s["last_ts"]
-        d.functions = {fc: list(c) for fc, c in s["functions"]}
+        d.functions = {fc: StatusCounts.from_list(c) for fc, c in s["functions"]}
         d.exceptions = {(fc, code): n for fc, code, n in s["exceptions"]}
         hist, lat_min, lat_max, d.lat_sum, d.lat_n = s["latency"]
         d.lat_min = _NO_MIN if lat_min is None else lat_min
@@ -173,7 +213,8 @@ class Device:
         d.device_id = {k: v for k, v in s["device_id"]}
         d.conformity_level, d.server_id = s["conformity_level"], s["server_id"]
         d.server_id_text, d.run_indicator = s["server_id_text"], s["run_indicator"]
-        d.clients, d.dropped = dict(s["clients"]), dict(s["dropped"])
+        d.clients = {c: Use(n, 0, 0) for c, n in s["clients"].items()}
+        d.dropped = dict(s["dropped"])
         return d
 
     def to_dict(self, user: Any = None) -> dict[str, Any]:
@@ -181,7 +222,7 @@ class Device:
         return {
             "unit": self.unit, "first_seen": self.first_ts, "last_seen": self.last_ts,
             "functions": {str(fc): {"name": spec.function_name(fc),
-                                    **{s: c[i] for i, s in enumerate(STATUSES) if c[i]}}
+                                    **{s: n for s, n in zip(STATUSES, c.to_list()) if n}}
                           for fc, c in sorted(self.functions.items())},
             "exceptions": [{"fc": fc, "code": code, "name": spec.exception_name(code), "count": n}
                            for (fc, code), n in sorted(self.exceptions.items())],
@@ -190,7 +231,7 @@ class Device:
             "device_id_conformity_level": self.conformity_level,
             "server_id": self.server_id, "server_id_text": self.server_id_text,
             "run_indicator": self.run_indicator,
-            "clients": dict(sorted(self.clients.items())),
+            "clients": {c: u.count for c, u in sorted(self.clients.items())},
             "tables": {name: t.to_dict(None if user is None else
                                        (lambda tb, a, _u=self.unit: user(_u, tb, a)))
                        for name, t in sorted(self.tables.items())},

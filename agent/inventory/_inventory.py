@@ -32,16 +32,15 @@ from typing import Any, Final, cast
 from otsentry.agent.flows import Flow
 from otsentry.agent.inventory._assets import (
     GATEWAY_EXCEPTIONS,
-    STATUS_INDEX,
-    STATUSES,
     Asset,
     Device,
     Limits,
+    StatusCounts,
     asset_id,
 )
 from otsentry.agent.inventory._changes import InventoryChange
 from otsentry.agent.inventory._cycles import Cycle
-from otsentry.agent.inventory._registers import READ, WRITE, RangeStat, RegisterTable
+from otsentry.agent.inventory._registers import READ, WRITE, RangeStat, RegisterTable, Use
 from otsentry.agent.inventory._usermap import UserMap, load_user_map
 from otsentry.agent.modbus import spec
 from otsentry.agent.modbus._events import (
@@ -82,15 +81,16 @@ def _read_key(req: _ReadRequest) -> int:
 class _Read:
     """Direct references for one read key of one flow, filled in as they come to exist."""
 
-    __slots__ = ("cycle", "dev", "counts", "table", "rng", "rclient", "quantity")
+    __slots__ = ("cycle", "dev", "counts", "dclient", "table", "rng", "rclient", "quantity")
 
     def __init__(self, quantity: int) -> None:
         self.cycle: Cycle | None = None
         self.dev: Device | None = None
-        self.counts: list[int] | None = None
+        self.counts: StatusCounts | None = None
+        self.dclient: Use | None = None  # the client's use of the device
         self.table: RegisterTable | None = None
         self.rng: RangeStat | None = None
-        self.rclient: list[int] | None = None
+        self.rclient: Use | None = None  # the client's use of the range
         self.quantity = quantity
 
 
@@ -356,8 +356,10 @@ class Inventory:
         if slot is None:
             return False
         rng, rclient, dev, counts, table = slot.rng, slot.rclient, slot.dev, slot.counts, slot.table
+        dclient = slot.dclient
         rsp = tx.response
-        if rng is None or rclient is None or dev is None or counts is None or table is None:
+        if (rng is None or rclient is None or dev is None or counts is None or table is None
+                or dclient is None):
             self._transaction(ctx, tx)
             self._fill(ctx, slot, req, rsp)
             return True
@@ -374,25 +376,17 @@ class Inventory:
             ts = rsp.ts
         else:
             return False
-        counts[0] += 1
+        counts.ok += 1
         if ts > dev.last_ts:
             dev.last_ts = ts
-        clients = dev.clients
-        client_id = ctx.client_id
-        n = clients.get(client_id)
-        if n is not None:
-            clients[client_id] = n + 1
-        elif len(clients) < self.limits.max_peers:
-            clients[client_id] = 1
+        dclient.seen(ts)
         lat = tx.latency_ns
         if lat is not None:
             dev.latency(lat)
         rng.count += 1
         if ts > rng.last_ts:
             rng.last_ts = ts
-        rclient[0] += 1
-        if ts > rclient[2]:
-            rclient[2] = ts
+        rclient.seen(ts)
         if values != rng.last:
             if fc >= 3:
                 table.changed_read(rng, req.address, values, ts)
@@ -407,6 +401,7 @@ class Inventory:
             return
         slot.dev = dev
         slot.counts = dev.functions.get(req.fc)
+        slot.dclient = dev.clients.get(ctx.client_id)
         table = slot.table = dev.tables.get(_TABLE_OF_READ[req.fc])
         if table is None:
             return
@@ -439,18 +434,18 @@ class Inventory:
                 return
         counts = dev.functions.get(fc)
         if counts is None:
-            dev.functions[fc] = counts = [0] * len(STATUSES)
-        counts[STATUS_INDEX[status]] += 1
-        if status == "ok" and counts[0] == 1 and dev.ok_count() == 1:
+            dev.functions[fc] = counts = StatusCounts()
+        counts.add(status)
+        if status == "ok" and counts.ok == 1 and dev.ok_count() == 1:
             self._check_role(server, ts)  # a unit answering for the first time: a gateway?
         if ts > dev.last_ts:
             dev.last_ts = ts
         client_id = ctx.client.id
-        n = dev.clients.get(client_id)
-        if n is not None:
-            dev.clients[client_id] = n + 1
+        use = dev.clients.get(client_id)
+        if use is not None:
+            use.seen(ts)
         elif len(dev.clients) < self.limits.max_peers:
-            dev.clients[client_id] = 1
+            dev.clients[client_id] = Use(1, ts, ts)
         if tx.latency_ns is not None and status in ("ok", "exception"):
             dev.latency(tx.latency_ns)
         if code is not None:

@@ -31,7 +31,7 @@ from otsentry.agent.inventory._types import (
 )
 from otsentry.agent.modbus import events as _events
 
-__all__ = ["RegisterTable", "Register", "RangeStat", "modicon_ref", "TABLES", "BIT_TABLES"]
+__all__ = ["RegisterTable", "Register", "RangeStat", "Use", "modicon_ref", "TABLES", "BIT_TABLES"]
 
 TABLES: Final = ("coils", "discrete_inputs", "input_registers", "holding_registers")
 BIT_TABLES: Final = frozenset({"coils", "discrete_inputs"})
@@ -95,6 +95,27 @@ class Register:
         return r
 
 
+class Use:
+    """How often one client used something (a range, a device), first and last time.
+
+    Plain fields, not a list: a read updates them in place, with no new number objects.
+    """
+
+    __slots__ = ("count", "first_ts", "last_ts")
+
+    def __init__(self, count: int, first_ts: int, last_ts: int) -> None:
+        self.count, self.first_ts, self.last_ts = count, first_ts, last_ts
+
+    def seen(self, ts: int) -> None:
+        """One more use at ``ts``."""
+        self.count += 1
+        if ts > self.last_ts:
+            self.last_ts = ts
+
+    def to_state(self) -> list[int]:
+        return [self.count, self.first_ts, self.last_ts]
+
+
 class RangeStat:
     """One range read or written: how often, by which clients, its last values."""
 
@@ -104,19 +125,21 @@ class RangeStat:
         self.count = 0
         self.changed = 0
         self.first_ts = self.last_ts = self.changed_ts = ts
-        #: client asset id -> [count, first_ts, last_ts]
-        self.clients: dict[str, list[int]] = {}
+        #: client asset id -> its use of the range
+        self.clients: dict[str, Use] = {}
         self.last: Any = None
 
     def to_state(self) -> list[Any]:
         last = self.last.hex() if isinstance(self.last, bytes) else self.last
-        return [self.count, self.first_ts, self.last_ts, self.clients,
+        return [self.count, self.first_ts, self.last_ts,
+                {c: u.to_state() for c, u in self.clients.items()},
                 [type(self.last).__name__, last], self.changed, self.changed_ts]
 
     @classmethod
     def from_state(cls, s: list[Any]) -> RangeStat:
         r = cls(s[1])
-        r.count, r.first_ts, r.last_ts, r.clients = s[0], s[1], s[2], s[3]
+        r.count, r.first_ts, r.last_ts = s[0], s[1], s[2]
+        r.clients = {c: Use(*u) for c, u in s[3].items()}
         kind, last = s[4]
         r.last = bytes.fromhex(last) if kind == "bytes" else tuple(last) if kind == "tuple" else last
         r.changed, r.changed_ts = s[5], s[6]
@@ -163,11 +186,9 @@ class RegisterTable:
             if len(r.clients) >= self.limits.max_clients_per_range:
                 self._drop("clients")
             else:
-                r.clients[client] = [1, ts, ts]
+                r.clients[client] = Use(1, ts, ts)
         else:
-            c[0] += 1
-            if ts > c[2]:
-                c[2] = ts
+            c.seen(ts)
         return r
 
     def read(self, address: int, values: Any, client: str, ts: int) -> None:
@@ -289,8 +310,9 @@ class RegisterTable:
             out.append({"kind": _KIND_NAMES[kind], "address": addr, "quantity": qty,
                         "ref": modicon_ref(self.name, addr), "count": r.count,
                         "first_seen": r.first_ts, "last_seen": r.last_ts,
-                        "clients": {c: {"count": v[0], "first_seen": v[1], "last_seen": v[2]}
-                                    for c, v in sorted(r.clients.items())}})
+                        "clients": {c: {"count": u.count, "first_seen": u.first_ts,
+                                        "last_seen": u.last_ts}
+                                    for c, u in sorted(r.clients.items())}})
         return out
 
     def _seen(self) -> dict[int, int]:

@@ -95,7 +95,7 @@ class TestManifestCases:
         assert clients == {"192.168.0.112", "192.168.0.133", "192.168.0.144", "192.168.0.156",
                            "192.168.0.21"}
         assert {p.split("|")[0] for p in gw.clients} == clients
-        assert 6 in gw.devices[7].functions and gw.devices[7].functions[6][0] > 0
+        assert 6 in gw.devices[7].functions and gw.devices[7].functions[6].ok > 0
 
     def test_one_master_thirteen_slaves(self, shared_pcaps: Path, read) -> None:
         """scada-one-master-13-slaves: master 141.81.0.10 polls 13 slaves, each on unit 255."""
@@ -133,7 +133,7 @@ class TestManifestCases:
         d0, d255 = dev_asset.devices[0], dev_asset.devices[255]
         assert d0.conformity_level == int(answers[0][0], 16)
         assert len(d0.device_id) == int(answers[0][1]) == 0
-        assert d0.functions[43][0] == 1
+        assert d0.functions[43].ok == 1
         assert d255.exceptions == {(43, int(answers[255][2])): 1}
         assert dev_asset.vendor is not None and "HOST ENGINEERING" in dev_asset.vendor.upper()
 
