@@ -139,43 +139,34 @@ class Scans(Family):
         st: _Pair = got if got is not None else self._new_pair(pair, flow, ts)
         st.txs += 1
         rep = st.reported
+        blocks = -1  # distinct blocks read, when this is a read that drew no exception
         if isinstance(req, _ReadRequest) and tx.status != "exception":
-            self._read(tx, req, st, rep, ts)
-            return
+            units, fcs, blocks = self._read(tx, req, st, ts)
+        else:
+            units, fcs = st.units.add(ts, unit), st.fcs.add(ts, fc)
         # crossed() only when a count reaches its threshold or one was reported before
-        n = st.units.add(ts, unit)
-        if (n >= self.th_units or rep) and crossed(rep, "units", n, self.th_units):
+        if (units >= self.th_units or rep) and crossed(rep, "units", units, self.th_units):
             self._unit_sweep(tx, st)
-        n = st.fcs.add(ts, fc)
-        if (n >= self.th_fcs or rep) and crossed(rep, "fcs", n, self.th_fcs):
+        if (fcs >= self.th_fcs or rep) and crossed(rep, "fcs", fcs, self.th_fcs):
             self._fc_sweep(tx, st, "tried")
         if tx.status == "exception":
             self._exception(tx, st, ts)
-        elif isinstance(req, _ReadRequest):  # function codes 1-4
-            rd = req  # cast once
-            n = st.blocks.add(ts, rd.fc << 16 | rd.address)  # (function, start) as one int
-            if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
-                self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
+        elif blocks >= 0 and (blocks >= self.th_blocks or rep) and crossed(
+                rep, "blocks", blocks, self.th_blocks):
+            self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
 
-    def _read(self, tx: Transaction, rd: _ReadRequest, st: _Pair, rep: dict[str, int],
-              ts: int) -> None:
-        """:meth:`tx` for a read that drew no exception (most transactions): its unit,
-        function code and block count in the windows through the signature's
-        :class:`Seen`, with no store in them while they hold its items."""
+    def _read(self, tx: Transaction, rd: _ReadRequest, st: _Pair,
+              ts: int) -> tuple[int, int, int]:
+        """The distinct units, function codes and blocks (function, start) in the windows
+        after a read that drew no exception (most transactions): counted through the
+        signature's :class:`Seen`, with no store in them while they hold its items."""
         poll = self.engine.poll(tx.flow, rd, rd.address, read_last(rd))
         seen = poll.seen
         if seen is None or not seen.live:
             seen = poll.seen = st.new_seen(rd.unit, rd.fc, rd.address)
-        n = st.units.count(ts, seen)
-        if (n >= self.th_units or rep) and crossed(rep, "units", n, self.th_units):
-            self._unit_sweep(tx, st)
-        n = st.fcs.count(ts, seen)
-        if (n >= self.th_fcs or rep) and crossed(rep, "fcs", n, self.th_fcs):
-            self._fc_sweep(tx, st, "tried")
-        n = st.blocks.count(ts, seen)
+        counts = st.units.count(ts, seen), st.fcs.count(ts, seen), st.blocks.count(ts, seen)
         seen.ts = ts
-        if (n >= self.th_blocks or rep) and crossed(rep, "blocks", n, self.th_blocks):
-            self._address_sweep(tx, st, f"read {len(st.blocks.items)} different blocks")
+        return counts
 
     def _new_pair(self, pair: PairState, flow: Flow, ts: int) -> _Pair:
         st = pair.scans = _Pair(self.span)

@@ -20,9 +20,8 @@ from otsentry.agent.modbus import spec
 __all__ = ["Asset", "Device", "Limits", "StatusCounts", "asset_id", "GATEWAY_EXCEPTIONS"]
 
 GATEWAY_EXCEPTIONS: Final = frozenset({10, 11})
-#: Index of each transaction status in a device's per-function counters.
+#: The transaction statuses a device's per-function counters tell apart, in their order.
 STATUSES: Final = ("ok", "exception", "unanswered", "malformed", "unmatched", "duplicate")
-STATUS_INDEX: Final = {s: i for i, s in enumerate(STATUSES)}
 _MAX_HINTS: Final = 8
 _LAT_STEPS: Final = 4  # histogram buckets per doubling of latency
 _LAT_BUCKETS: Final = _LAT_STEPS * 64 + _LAT_STEPS  # microseconds below 2**64
@@ -103,8 +102,7 @@ class StatusCounts:
     @classmethod
     def from_list(cls, counts: list[int]) -> StatusCounts:
         c = cls()
-        (c.ok, c.exception, c.unanswered, c.malformed, c.unmatched,
-         c.duplicate) = (list(counts) + [0] * len(STATUSES))[:len(STATUSES)]
+        c.ok, c.exception, c.unanswered, c.malformed, c.unmatched, c.duplicate = counts
         return c
 
 
@@ -140,11 +138,13 @@ class Device:
         self.clients: dict[str, Use] = {}
         self.dropped: dict[str, int] = {}
 
-    def count(self, fc: int, status: str) -> None:
+    def count(self, fc: int, status: str) -> StatusCounts:
+        """Count a transaction of function ``fc``; its function's counts."""
         c = self.functions.get(fc)
         if c is None:
             self.functions[fc] = c = StatusCounts()
         c.add(status)
+        return c
 
     def latency(self, ns: int) -> None:
         if ns < 0:

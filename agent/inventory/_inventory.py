@@ -432,10 +432,7 @@ class Inventory:
                 if gateway_exc:
                     self._check_role(server, ts)
                 return
-        counts = dev.functions.get(fc)
-        if counts is None:
-            dev.functions[fc] = counts = StatusCounts()
-        counts.add(status)
+        counts = dev.count(fc, status)
         if status == "ok" and counts.ok == 1 and dev.ok_count() == 1:
             self._check_role(server, ts)  # a unit answering for the first time: a gateway?
         if ts > dev.last_ts:
